@@ -1,0 +1,116 @@
+//! H.264 decoder configuration (AVCDecoderConfigurationRecord, ISO/IEC 14496-15).
+//!
+//! Parsing of the record and its SPS is delegated to `h264-reader`; this module only
+//! extracts what the recorder and the API need.
+
+use thiserror::Error;
+
+use h264_reader::avcc::AvcDecoderConfigurationRecord;
+use h264_reader::nal::sps::SeqParameterSet;
+use h264_reader::nal::{Nal, RefNal};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AvcError {
+    #[error("invalid AVCDecoderConfigurationRecord: {0}")]
+    Record(String),
+    #[error("AVCDecoderConfigurationRecord has no SPS")]
+    NoSps,
+}
+
+/// What we read from an AVCDecoderConfigurationRecord.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvcConfig {
+    pub profile_idc: u8,
+    pub constraint_flags: u8,
+    pub level_idc: u8,
+    /// Bytes in each NAL unit length prefix (1, 2 or 4).
+    pub nal_length_size: u8,
+    /// Picture size from the SPS; 0x0 when the SPS uses something the parser does not
+    /// understand (the record is still valid and decoders will cope).
+    pub width: u32,
+    pub height: u32,
+    /// Why the SPS could not be read, when it could not.
+    pub sps_error: Option<String>,
+}
+
+impl AvcConfig {
+    /// Parses the record (as carried in an FLV AVC sequence header or an MP4 avcC box).
+    pub fn parse(record: &[u8]) -> Result<AvcConfig, AvcError> {
+        let rec = AvcDecoderConfigurationRecord::try_from(record)
+            .map_err(|e| AvcError::Record(format!("{e:?}")))?;
+        let sps_bytes = rec
+            .sequence_parameter_sets()
+            .next()
+            .ok_or(AvcError::NoSps)?
+            .map_err(|e| AvcError::Record(format!("{e:?}")))?;
+        let nal = RefNal::new(sps_bytes, &[], true);
+        let dims = SeqParameterSet::from_bits(nal.rbsp_bits())
+            .and_then(|sps| sps.pixel_dimensions())
+            .map_err(|e| format!("{e:?}"));
+        let ((width, height), sps_error) = match dims {
+            Ok(d) => (d, None),
+            Err(e) => ((0, 0), Some(e)),
+        };
+        Ok(AvcConfig {
+            profile_idc: record[1],
+            constraint_flags: record[2],
+            level_idc: record[3],
+            nal_length_size: (record[4] & 0b11) + 1,
+            width,
+            height,
+            sps_error,
+        })
+    }
+
+    /// RFC 6381 codec string, e.g. `avc1.64001f`.
+    pub fn codec_string(&self) -> String {
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile_idc, self.constraint_flags, self.level_idc
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// avcC from the AVC sequence header of a real FLV written by ffmpeg 5.1/libx264:
+    /// `ffmpeg -f lavfi -i testsrc=size=320x240:rate=25 -t 1 -pix_fmt yuv420p
+    /// -c:v libx264 -g 25 -bf 2 -f flv` (the same file is the rtmp crate's FLV fixture).
+    pub const X264_320X240_AVCC: &[u8] = &[
+        0x01, 0x64, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41,
+        0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
+        0x42, 0x99, 0x60, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0, 0xfd, 0xf8, 0xf8,
+        0x00,
+    ];
+
+    #[test]
+    fn parses_x264_record() {
+        let c = AvcConfig::parse(X264_320X240_AVCC).unwrap();
+        assert_eq!((c.width, c.height), (320, 240));
+        assert_eq!(c.nal_length_size, 4);
+        assert_eq!(c.codec_string(), "avc1.64000d");
+        assert_eq!(c.sps_error, None);
+    }
+
+    #[test]
+    fn unreadable_sps_keeps_the_record() {
+        let mut rec = X264_320X240_AVCC.to_vec();
+        // Cut the SPS short (its length stays valid by shrinking the NAL to 2 bytes).
+        rec.splice(6..8 + 0x19, [0x00, 0x02, 0x67, 0x64]);
+        let c = AvcConfig::parse(&rec).unwrap();
+        assert_eq!((c.width, c.height), (0, 0));
+        assert!(c.sps_error.is_some());
+    }
+
+    #[test]
+    fn rejects_truncated_record() {
+        for n in 0..X264_320X240_AVCC.len() - 8 {
+            assert!(
+                AvcConfig::parse(&X264_320X240_AVCC[..n]).is_err(),
+                "len {n}"
+            );
+        }
+    }
+}
