@@ -76,15 +76,11 @@ impl AudioSpecificConfig {
             }
         }
         // GASpecificConfig starts with frameLengthFlag for the general-audio types.
-        let frame_length = match core_type {
-            1..=4 | 6 | 7 | 17 | 19..=23 => {
-                if b.read(1)? == 1 {
-                    960
-                } else {
-                    1024
-                }
-            }
-            _ => 1024,
+        let general_audio = matches!(core_type, 1..=4 | 6 | 7 | 17 | 19..=23);
+        let frame_length = if general_audio && b.read(1)? == 1 {
+            960
+        } else {
+            1024
         };
         Ok(AudioSpecificConfig {
             object_type,

@@ -38,8 +38,9 @@ impl fmt::Display for Timescale {
     }
 }
 
-/// A point (or span) on a media clock: `ticks / timescale` seconds.
-#[derive(Clone, Copy, Debug, Eq, Hash)]
+/// A point (or span) on a media clock: `ticks / timescale` seconds. Equality and
+/// order compare instants across timescales (1 s at 1 kHz == 90000 at 90 kHz).
+#[derive(Clone, Copy, Debug, Eq)]
 pub struct MediaTime {
     ticks: i64,
     scale: Timescale,

@@ -359,15 +359,12 @@ impl ServerSession {
             msg::WINDOW_ACK_SIZE => {
                 self.peer_window = msg::be_u32(p).ok_or_else(|| short("Window Ack Size"))?;
             }
-            msg::USER_CONTROL => {
-                if p.len() >= 6 {
-                    let event = u16::from_be_bytes([p[0], p[1]]);
-                    if event == user_control::PING_REQUEST {
-                        let ts = msg::be_u32(&p[2..]).unwrap_or(0);
-                        self.writer
-                            .user_control(&mut self.out, user_control::PING_RESPONSE, ts);
-                    }
-                }
+            msg::USER_CONTROL
+                if p.len() >= 6 && p[..2] == user_control::PING_REQUEST.to_be_bytes() =>
+            {
+                let ts = msg::be_u32(&p[2..]).unwrap_or(0);
+                self.writer
+                    .user_control(&mut self.out, user_control::PING_RESPONSE, ts);
             }
             msg::ACKNOWLEDGEMENT | msg::SET_PEER_BANDWIDTH => {}
             msg::AUDIO | msg::VIDEO => {
