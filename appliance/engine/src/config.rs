@@ -1,0 +1,385 @@
+//! Everything an operator can set. Defaults are embedded: `edgerec serve` runs with no
+//! file. The binary layers a TOML file and `EDGEREC_*` variables on top (figment).
+//!
+//! [`REFERENCE`] is the documented default configuration; a test checks that it
+//! parses to exactly [`Config::default`], and the README embeds it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{de, Deserialize, Deserializer, Serialize};
+
+use crate::naming::{NameEncoding, Template};
+use crate::units::{ByteSize, HumanDuration};
+
+/// The documented default configuration (TOML).
+pub const REFERENCE: &str = include_str!("../config-reference.toml");
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Shard threads (each with its own io_uring); 0 = one per CPU core.
+    pub shards: usize,
+    pub http: HttpConfig,
+    pub rtmp: RtmpConfig,
+    pub recording: RecordingConfig,
+    pub naming: NamingConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./edgerec-data"),
+            shards: 0,
+            http: HttpConfig::default(),
+            rtmp: RtmpConfig::default(),
+            recording: RecordingConfig::default(),
+            naming: NamingConfig::default(),
+            storage: StorageConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// Checks what serde cannot: templates parse, patterns compile, sizes are sane.
+    pub fn validate(&self) -> Result<(), String> {
+        Template::parse(&self.recording.template)
+            .map_err(|e| format!("recording.template: {e}"))?;
+        crate::policy::RecordPolicy::new(&self.recording)
+            .map_err(|e| format!("recording.streams: {e}"))?;
+        let f = self.recording.fragment.0;
+        if f.as_millis() < 100 || f.as_secs() > 60 {
+            return Err("recording.fragment must be between 100ms and 60s".into());
+        }
+        if self.rtmp.max_message_size.0 < 64 * 1024 || self.rtmp.max_message_size.0 >= 1 << 24 {
+            return Err(
+                "rtmp.max_message_size must be at least 64K and below 16M (the RTMP limit)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Disposition {
+    #[default]
+    Attachment,
+    Inline,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Admin bearer token. Unset: read from DATA_DIR/api-key, generated at first start.
+    pub api_key: Option<String>,
+    /// Content-Disposition of recording downloads.
+    pub download: Disposition,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: ([0, 0, 0, 0], 8080).into(),
+            api_key: None,
+            download: Disposition::Attachment,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    pub listen: SocketAddr,
+    /// Longest RTMP message accepted (a key frame must fit).
+    pub max_message_size: ByteSize,
+    /// Chunk size the server sends with.
+    pub chunk_size: u32,
+    /// A client must finish the handshake and publish within this time.
+    pub handshake_timeout: HumanDuration,
+    /// A publisher that sends nothing for this long is disconnected.
+    pub idle_timeout: HumanDuration,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            listen: ([0, 0, 0, 0], 1935).into(),
+            max_message_size: ByteSize(8 << 20),
+            chunk_size: 4096,
+            handshake_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            idle_timeout: HumanDuration(std::time::Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Which live streams are recorded without being asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    /// Every published stream.
+    #[default]
+    All,
+    /// None: recordings start only by API.
+    None,
+    /// Streams whose `app/name` matches one of `streams` (glob patterns).
+    Matching,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    pub record: RecordMode,
+    /// Glob patterns on `app/name` for `record = "matching"` (e.g. `"live/cam*"`).
+    pub streams: Vec<String>,
+    pub template: String,
+    pub container: Container,
+    pub rotation: Rotation,
+    /// Durability unit: a fragment ends at the first key frame after half of this,
+    /// or at this at the latest. A power cut loses at most one fragment.
+    pub fragment: HumanDuration,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            record: RecordMode::All,
+            streams: Vec::new(),
+            template: "{app}/{streamName}/{year}-{month}-{day}/{streamName}_{startTime}".into(),
+            container: Container::Mp4,
+            rotation: Rotation::default(),
+            fragment: HumanDuration(std::time::Duration::from_secs(1)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    /// Fragmented MP4 while recording, finalized in place.
+    #[default]
+    Mp4,
+}
+
+impl Container {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Container::Mp4 => "mp4",
+        }
+    }
+}
+
+/// When to start a new part. Written as a string (`"20s"`, `"5m"`, `"10M"`) or a
+/// table (`{ duration = "5m", size = "1G", numbering = true }`). A cut happens at the
+/// first key frame at or after the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Rotation {
+    pub duration: Option<HumanDuration>,
+    pub size: Option<ByteSize>,
+    /// Suffix parts `_1`, `_2`, ... (unless the template has `{part}`).
+    pub numbering: bool,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            duration: None,
+            size: None,
+            numbering: true,
+        }
+    }
+}
+
+impl Rotation {
+    pub fn enabled(&self) -> bool {
+        self.duration.is_some() || self.size.is_some()
+    }
+
+    /// Parses the string form: a duration (`20s`, `5m`, `1h`) or a size (`10M`, `1G`);
+    /// `off` or `0` for none.
+    pub fn parse(s: &str) -> Result<Rotation, String> {
+        let t = s.trim();
+        if t.is_empty() || t == "off" || t == "0" {
+            return Ok(Rotation::default());
+        }
+        if t.ends_with(['K', 'M', 'G', 'T', 'B']) {
+            let size = ByteSize::parse(t)?;
+            return Ok(Rotation {
+                size: Some(size),
+                ..Rotation::default()
+            });
+        }
+        let d = HumanDuration::parse(t).map_err(|_| {
+            format!(
+                "invalid rotation {s:?}: a duration (\"20s\", \"5m\") or a size (\"10M\", \"1G\")"
+            )
+        })?;
+        Ok(Rotation {
+            duration: Some(d),
+            ..Rotation::default()
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Rotation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            duration: Option<String>,
+            size: Option<ByteSize>,
+            numbering: Option<bool>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            T(Table),
+        }
+        match Raw::deserialize(d)? {
+            Raw::S(s) => Rotation::parse(&s).map_err(de::Error::custom),
+            Raw::T(t) => {
+                let duration = match t.duration.as_deref() {
+                    None | Some("off") | Some("0") | Some("") => None,
+                    Some(s) => Some(HumanDuration::parse(s).map_err(de::Error::custom)?),
+                };
+                Ok(Rotation {
+                    duration,
+                    size: t.size.filter(|s| s.0 > 0),
+                    numbering: t.numbering.unwrap_or(true),
+                })
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamingConfig {
+    /// Characters removed from file names (control characters always are).
+    pub exclude: String,
+    pub encoding: NameEncoding,
+}
+
+impl Default for NamingConfig {
+    fn default() -> Self {
+        NamingConfig {
+            exclude: ":*?\"<>|".into(),
+            encoding: NameEncoding::None,
+        }
+    }
+}
+
+/// When the writer makes data durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// fdatasync after every fragment: a power cut loses at most one fragment.
+    #[default]
+    Fragment,
+    /// Leave it to the kernel (about 30 s of dirty pages); finalize still syncs.
+    Finalize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Below this much free space no recording starts and running ones stop cleanly.
+    pub min_free: ByteSize,
+    pub sync: SyncPolicy,
+    /// Write with O_DIRECT from aligned buffers (fragments padded to 4 KiB with
+    /// `free` boxes). Needs a file system that supports it (ext4, XFS; not tmpfs).
+    pub o_direct: bool,
+    /// Reserve disk space ahead of the write position in steps of this size (0: off).
+    pub preallocate: ByteSize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            min_free: ByteSize(1 << 30),
+            sync: SyncPolicy::Fragment,
+            o_direct: false,
+            preallocate: ByteSize(8 << 20),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `edgerec_engine=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_is_the_defaults() {
+        let c: Config = toml::from_str(REFERENCE).unwrap();
+        assert_eq!(c, Config::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn rotation_forms() {
+        assert_eq!(
+            Rotation::parse("20s")
+                .unwrap()
+                .duration
+                .unwrap()
+                .0
+                .as_secs(),
+            20
+        );
+        assert_eq!(Rotation::parse("10M").unwrap().size.unwrap().0, 10 << 20);
+        assert!(!Rotation::parse("off").unwrap().enabled());
+        assert!(Rotation::parse("soon").is_err());
+        let r: Rotation = serde_json::from_str(r#"{"duration":"5m","numbering":false}"#).unwrap();
+        assert_eq!(r.duration.unwrap().0.as_secs(), 300);
+        assert!(!r.numbering);
+        let r: Rotation = serde_json::from_str(r#""5s""#).unwrap();
+        assert_eq!(r.duration.unwrap().0.as_secs(), 5);
+    }
+}
