@@ -7,6 +7,7 @@
 //! [`Engine`], over channels.
 
 pub mod config;
+pub mod index;
 pub mod naming;
 pub mod policy;
 pub mod units;

@@ -1,0 +1,389 @@
+//! The recordings index, in sled.
+//!
+//! Trees: `recordings` (id → JSON record; ids are ULIDs, so this tree is also the
+//! time index), `by_stream` (stream \0 id → ()), `fragments` (id, part, media ms →
+//! file offset and size, for time-range extraction without parsing files), `meta`
+//! (schema version). A record and its stream key change in one transaction.
+//!
+//! Durability: callers write media, sync it and its directory, and only then
+//! [`Index::put`] + [`Index::flush`]: an index row never points at data that is not
+//! on disk.
+
+mod record;
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use thiserror::Error;
+use ulid::Ulid;
+
+pub use record::{FrameCounts, Part, PartState, Recording, RecordingState, TrackRecord};
+
+const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum IndexError {
+    #[error("index storage: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("index record {0} is corrupt: {1}")]
+    Corrupt(String, serde_json::Error),
+    #[error("index schema version {0} is newer than this edgerec understands ({SCHEMA_VERSION})")]
+    TooNew(u32),
+}
+
+/// Filters for [`Index::list`].
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub stream: Option<String>,
+    /// Recordings that were live at or after this time...
+    pub from: Option<DateTime<Utc>>,
+    /// ...and started at or before this time.
+    pub to: Option<DateTime<Utc>>,
+    pub state: Option<RecordingState>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Clone)]
+pub struct Index {
+    db: sled::Db,
+    recordings: sled::Tree,
+    by_stream: sled::Tree,
+    fragments: sled::Tree,
+}
+
+fn stream_key(stream: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(stream.len() + 1 + id.len());
+    k.extend_from_slice(stream.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+impl Index {
+    pub fn open(dir: &Path) -> Result<Index, IndexError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 << 20)
+            .flush_every_ms(Some(500))
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema_version")? {
+            None => {
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let v = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
+                if v > SCHEMA_VERSION {
+                    return Err(IndexError::TooNew(v));
+                }
+                // Upgrades from older versions go here, one step per version.
+            }
+        }
+        Ok(Index {
+            recordings: db.open_tree("recordings")?,
+            by_stream: db.open_tree("by_stream")?,
+            fragments: db.open_tree("fragments")?,
+            db,
+        })
+    }
+
+    /// Inserts or replaces a recording.
+    pub fn put(&self, r: &Recording) -> Result<(), IndexError> {
+        let value = serde_json::to_vec(r).map_err(|e| IndexError::Corrupt(r.id.clone(), e))?;
+        let sk = stream_key(&r.stream, &r.id);
+        (&self.recordings, &self.by_stream)
+            .transaction(|(recs, streams)| {
+                recs.insert(r.id.as_bytes(), value.as_slice())?;
+                streams.insert(sk.as_slice(), &[])?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(s) => IndexError::Sled(s),
+                TransactionError::Abort(()) => IndexError::Sled(sled::Error::ReportableBug(
+                    "aborted index transaction".into(),
+                )),
+            })
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Recording>, IndexError> {
+        self.recordings
+            .get(id.as_bytes())?
+            .map(|v| decode(id, &v))
+            .transpose()
+    }
+
+    /// Removes a recording, its stream key and its fragment entries.
+    pub fn remove(&self, r: &Recording) -> Result<(), IndexError> {
+        let sk = stream_key(&r.stream, &r.id);
+        (&self.recordings, &self.by_stream)
+            .transaction(|(recs, streams)| {
+                recs.remove(r.id.as_bytes())?;
+                streams.remove(sk.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(s) => IndexError::Sled(s),
+                TransactionError::Abort(()) => IndexError::Sled(sled::Error::ReportableBug(
+                    "aborted index transaction".into(),
+                )),
+            })?;
+        for k in self.fragments.scan_prefix(r.id.as_bytes()).keys() {
+            self.fragments.remove(k?)?;
+        }
+        Ok(())
+    }
+
+    /// Records where a fragment of a part is: `start_ms` is media time from the
+    /// part's start.
+    pub fn add_fragment(
+        &self,
+        id: &str,
+        part: u32,
+        start_ms: u64,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), IndexError> {
+        let mut k = Vec::with_capacity(id.len() + 12);
+        k.extend_from_slice(id.as_bytes());
+        k.extend_from_slice(&part.to_be_bytes());
+        k.extend_from_slice(&start_ms.to_be_bytes());
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&offset.to_be_bytes());
+        v[8..].copy_from_slice(&size.to_be_bytes());
+        self.fragments.insert(k, &v)?;
+        Ok(())
+    }
+
+    /// Fragments of a part: (start ms, offset, size), in time order.
+    pub fn fragments(&self, id: &str, part: u32) -> Result<Vec<(u64, u64, u64)>, IndexError> {
+        let mut prefix = id.as_bytes().to_vec();
+        prefix.extend_from_slice(&part.to_be_bytes());
+        let mut out = Vec::new();
+        for kv in self.fragments.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let ms = u64::from_be_bytes(k[prefix.len()..].try_into().unwrap_or_default());
+            let off = u64::from_be_bytes(v[..8].try_into().unwrap_or_default());
+            let size = u64::from_be_bytes(v[8..16].try_into().unwrap_or_default());
+            out.push((ms, off, size));
+        }
+        Ok(out)
+    }
+
+    /// Recordings matching `q`, newest first.
+    pub fn list(&self, q: &Query) -> Result<Vec<Recording>, IndexError> {
+        let limit = q.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let keep = |r: &Recording| {
+            q.state.is_none_or(|s| r.state == s)
+                && q.to.is_none_or(|to| r.started_at <= to)
+                && q.from.is_none_or(|from| {
+                    r.ended_at.is_none_or(|end| end >= from) || r.state == RecordingState::Recording
+                })
+        };
+        // Ids sort by start time: stop scanning once past `to`.
+        let upper = q
+            .to
+            .map(|t| Ulid::from_parts(t.timestamp_millis().max(0) as u64, u128::MAX).to_string());
+        match &q.stream {
+            Some(stream) => {
+                let mut prefix = stream.as_bytes().to_vec();
+                prefix.push(0);
+                for k in self.by_stream.scan_prefix(&prefix).keys().rev() {
+                    let k = k?;
+                    let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                    if upper.as_ref().is_some_and(|u| &id > u) {
+                        continue;
+                    }
+                    if let Some(r) = self.get(&id)? {
+                        if keep(&r) {
+                            out.push(r);
+                            if out.len() >= limit {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                let iter = match &upper {
+                    Some(u) => self.recordings.range(..=u.as_bytes().to_vec()),
+                    None => self.recordings.iter(),
+                };
+                for kv in iter.rev() {
+                    let (k, v) = kv?;
+                    let r = decode(&String::from_utf8_lossy(&k), &v)?;
+                    if keep(&r) {
+                        out.push(r);
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every recording the index still shows as being written (for recovery).
+    pub fn open_recordings(&self) -> Result<Vec<Recording>, IndexError> {
+        let mut out = Vec::new();
+        for kv in self.recordings.iter() {
+            let (k, v) = kv?;
+            let r = decode(&String::from_utf8_lossy(&k), &v)?;
+            if matches!(
+                r.state,
+                RecordingState::Recording | RecordingState::Deleting
+            ) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every part path the index knows (to find orphan files).
+    pub fn all_paths(&self) -> Result<std::collections::HashSet<String>, IndexError> {
+        let mut out = std::collections::HashSet::new();
+        for kv in self.recordings.iter() {
+            let (k, v) = kv?;
+            let r = decode(&String::from_utf8_lossy(&k), &v)?;
+            out.extend(r.parts.into_iter().map(|p| p.path));
+        }
+        Ok(out)
+    }
+
+    /// Makes every change so far durable.
+    pub async fn flush(&self) -> Result<(), IndexError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Blocking flush, for startup and shutdown paths.
+    pub fn flush_blocking(&self) -> Result<(), IndexError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn decode(id: &str, v: &[u8]) -> Result<Recording, IndexError> {
+    serde_json::from_slice(v).map_err(|e| IndexError::Corrupt(id.to_owned(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Container, Rotation};
+    use chrono::TimeZone;
+
+    fn rec(id: Ulid, stream: &str, state: RecordingState) -> Recording {
+        let started = Utc.timestamp_millis_opt(id.timestamp_ms() as i64).unwrap();
+        Recording {
+            id: id.to_string(),
+            stream: stream.into(),
+            protocol: "rtmp".into(),
+            session_id: "s".into(),
+            state,
+            stop_reason: None,
+            error: None,
+            started_at: started,
+            ended_at: (state != RecordingState::Recording)
+                .then(|| started + chrono::Duration::seconds(10)),
+            duration_ms: 10_000,
+            size_bytes: 1,
+            container: Container::Mp4,
+            template: "{streamName}".into(),
+            rotation: Rotation::default(),
+            tracks: vec![],
+            tags: Default::default(),
+            parts: vec![],
+        }
+    }
+
+    #[test]
+    fn put_get_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::open(dir.path()).unwrap();
+        let t0 = 1_790_000_000_000u64;
+        let a = rec(Ulid::from_parts(t0, 1), "live/a", RecordingState::Finalized);
+        let b = rec(
+            Ulid::from_parts(t0 + 60_000, 2),
+            "live/b",
+            RecordingState::Finalized,
+        );
+        let c = rec(
+            Ulid::from_parts(t0 + 120_000, 3),
+            "live/a",
+            RecordingState::Recording,
+        );
+        for r in [&a, &b, &c] {
+            ix.put(r).unwrap();
+        }
+        assert_eq!(ix.get(&b.id).unwrap().unwrap(), b);
+        let ids = |q: Query| {
+            ix.list(&q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(Query::default()),
+            vec![c.id.clone(), b.id.clone(), a.id.clone()]
+        );
+        assert_eq!(
+            ids(Query {
+                stream: Some("live/a".into()),
+                ..Query::default()
+            }),
+            vec![c.id.clone(), a.id.clone()]
+        );
+        assert_eq!(
+            ids(Query {
+                state: Some(RecordingState::Recording),
+                ..Query::default()
+            }),
+            vec![c.id.clone()]
+        );
+        let at = |ms: u64| Utc.timestamp_millis_opt(ms as i64).unwrap();
+        // Live in [t0+65s, t0+100s]: only b (ended t0+70s); c started later.
+        assert_eq!(
+            ids(Query {
+                from: Some(at(t0 + 65_000)),
+                to: Some(at(t0 + 100_000)),
+                ..Query::default()
+            }),
+            vec![b.id.clone()]
+        );
+        assert_eq!(ix.open_recordings().unwrap().len(), 1);
+        ix.add_fragment(&a.id, 1, 0, 100, 50).unwrap();
+        ix.add_fragment(&a.id, 1, 1000, 150, 60).unwrap();
+        assert_eq!(
+            ix.fragments(&a.id, 1).unwrap(),
+            vec![(0, 100, 50), (1000, 150, 60)]
+        );
+        ix.remove(&a).unwrap();
+        assert!(ix.get(&a.id).unwrap().is_none());
+        assert!(ix.fragments(&a.id, 1).unwrap().is_empty());
+        assert_eq!(
+            ids(Query {
+                stream: Some("live/a".into()),
+                ..Query::default()
+            }),
+            vec![c.id.clone()]
+        );
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = rec(Ulid::new(), "live/a", RecordingState::Recording);
+        {
+            let ix = Index::open(dir.path()).unwrap();
+            ix.put(&a).unwrap();
+            ix.flush_blocking().unwrap();
+        }
+        let ix = Index::open(dir.path()).unwrap();
+        assert_eq!(ix.get(&a.id).unwrap().unwrap(), a);
+    }
+}
