@@ -1,1 +1,132 @@
-fn main() {}
+//! `edgerec`: the recording appliance daemon.
+
+mod settings;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use edgerec_control::ApiState;
+use edgerec_engine::config::LogFormat;
+use edgerec_engine::Engine;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    name = "edgerec",
+    version,
+    about = "Records live feeds (RTMP today) to crash-safe MP4, with a REST API.",
+    after_help = "Every setting has an embedded default. Layers, later wins: defaults, the \
+TOML file given with --config, EDGEREC_* environment variables (nested keys joined with \
+\"__\", e.g. EDGEREC_STORAGE__MIN_FREE=2G; EDGEREC_API_KEY sets the admin token), then \
+these flags. `edgerec config` prints every setting with its default and meaning."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance.
+    Serve(settings::ServeArgs),
+    /// Print the configuration reference: every setting, its default and meaning.
+    Config {
+        /// Print the effective configuration (defaults + file + environment) instead.
+        #[arg(long)]
+        effective: bool,
+        #[command(flatten)]
+        args: settings::ServeArgs,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            effective: false, ..
+        } => {
+            print!("{}", edgerec_engine::config::REFERENCE);
+            Ok(())
+        }
+        Command::Config {
+            effective: true,
+            args,
+        } => {
+            let (config, _) = settings::load(&args)?;
+            print!("{}", settings::to_toml(&config)?);
+            Ok(())
+        }
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
+    let (config, api_key_env) = settings::load(&args)?;
+    init_logging(config.log.format, &config.log.level)?;
+    let api_key = settings::api_key(&config, api_key_env)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("control")
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let http_addr = config.http.listen;
+        let disposition = config.http.download;
+        let engine = tokio::task::spawn_blocking(move || Engine::start(config))
+            .await?
+            .context("starting the engine")?;
+        let engine = Arc::new(engine);
+        let state = Arc::new(ApiState {
+            engine: engine.clone(),
+            api_key,
+            disposition,
+            started: Instant::now(),
+        });
+        let listener = tokio::net::TcpListener::bind(http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
+        info!(http = %listener.local_addr()?, rtmp = %engine.rtmp_addr(), "edgerec ready");
+        let app = edgerec_control::router(state);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTP server")?;
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => engine.shutdown().await,
+            Err(_) => error!(
+                "engine still in use at shutdown; recordings will be recovered at next start"
+            ),
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    info!("shutdown requested");
+}
+
+fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_new(level))
+        .with_context(|| format!("log.level {level:?}"))?;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+    Ok(())
+}

@@ -396,3 +396,36 @@ fn long_feed(duration_ms: i64, gop: usize) -> (Vec<TrackInfo>, Vec<Frame>) {
     }
     (tracks, out)
 }
+
+#[test]
+fn tracks_can_change_until_the_init_segment_is_written() {
+    let (tracks, frames) = fixture();
+    let config = Fmp4Config {
+        fragment_target: MediaTime::new(200, Timescale::MILLIS),
+        ..Fmp4Config::default()
+    };
+    let (mut m, _) = Fmp4Muxer::new(&tracks[..1], config);
+    // Video first, then the audio track shows up: adopted, no new file needed.
+    m.push(
+        frames
+            .iter()
+            .find(|f| f.track == TrackId(1))
+            .unwrap()
+            .clone(),
+    );
+    assert_eq!(m.update_tracks(&tracks), Ok(vec![]));
+    assert_eq!(m.tracks().count(), 2);
+    for f in frames
+        .iter()
+        .skip_while(|f| !(f.track == TrackId(1) && f.key))
+        .skip(1)
+    {
+        m.push(f.clone());
+    }
+    assert!(m.poll_write().is_some());
+    // Once written, the same set is fine but a change is refused.
+    assert_eq!(m.update_tracks(&tracks), Ok(vec![]));
+    let mut changed = tracks.clone();
+    changed[0].codec_string = "avc1.640028".into();
+    assert_eq!(m.update_tracks(&changed), Err(()));
+}

@@ -21,6 +21,8 @@ pub struct InitLayout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackLayout {
     pub track_id: u32,
+    /// `vide` or `soun`.
+    pub handler: [u8; 4],
     pub timescale: u32,
     pub tkhd_duration_at: u64,
     pub mdhd_duration_at: u64,

@@ -182,6 +182,7 @@ fn trak(w: &mut BoxWriter<'_>, t: &InitTrack<'_>, creation: u64) -> TrackLayout 
     w.end(); // trak
     TrackLayout {
         track_id: t.track_id,
+        handler: if video { *b"vide" } else { *b"soun" },
         timescale: t.timescale,
         tkhd_duration_at,
         mdhd_duration_at,

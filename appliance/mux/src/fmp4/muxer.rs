@@ -59,6 +59,28 @@ struct Track {
     totals: TrackTotals,
 }
 
+impl Track {
+    fn new(info: TrackInfo, track_id: u32) -> Track {
+        Track {
+            track_id,
+            timescale: info.media_timescale(),
+            video: info.kind() == MediaKind::Video,
+            samples_per_frame: info.audio().and_then(|a| a.samples_per_frame),
+            info,
+            pending: Vec::new(),
+            held: None,
+            last_dts: None,
+            next_audio_dts: None,
+            last_duration: 0,
+            base: 0,
+            totals: TrackTotals {
+                track_id,
+                ..TrackTotals::default()
+            },
+        }
+    }
+}
+
 /// Muxes one file. See the module docs of [`crate::fmp4`].
 pub struct Fmp4Muxer {
     config: Fmp4Config,
@@ -87,23 +109,7 @@ impl Fmp4Muxer {
         let mut left_out = Vec::new();
         for t in tracks {
             match sample_entry::supported(t) {
-                Ok(()) => kept.push(Track {
-                    track_id: kept.len() as u32 + 1,
-                    timescale: t.media_timescale(),
-                    video: t.kind() == MediaKind::Video,
-                    samples_per_frame: t.audio().and_then(|a| a.samples_per_frame),
-                    info: t.clone(),
-                    pending: Vec::new(),
-                    held: None,
-                    last_dts: None,
-                    next_audio_dts: None,
-                    last_duration: 0,
-                    base: 0,
-                    totals: TrackTotals {
-                        track_id: kept.len() as u32 + 1,
-                        ..TrackTotals::default()
-                    },
-                }),
+                Ok(()) => kept.push(Track::new(t.clone(), kept.len() as u32 + 1)),
                 Err(e) => left_out.push(e),
             }
         }
@@ -123,6 +129,49 @@ impl Fmp4Muxer {
             timestamp_fixes: 0,
         };
         (m, left_out)
+    }
+
+    /// Adopts a new track set if the init segment is not written yet (new tracks are
+    /// added, changed ones replaced). Returns the tracks left out for their codec, or
+    /// `Err(())` when the file is already committed to its tracks (start a new file).
+    pub fn update_tracks(&mut self, tracks: &[TrackInfo]) -> Result<Vec<Unsupported>, ()> {
+        if self.layout.is_some() {
+            let same = tracks
+                .iter()
+                .filter(|t| sample_entry::supported(t).is_ok())
+                .count()
+                == self.tracks.len()
+                && self.tracks.iter().all(|t| tracks.contains(&t.info));
+            return if same { Ok(Vec::new()) } else { Err(()) };
+        }
+        let mut left_out = Vec::new();
+        for info in tracks {
+            if let Err(e) = sample_entry::supported(info) {
+                left_out.push(e);
+                continue;
+            }
+            match self.tracks.iter_mut().find(|t| t.info.id == info.id) {
+                Some(t) if t.info == *info => {}
+                Some(t) => {
+                    // A changed config before anything was written: samples so far
+                    // belong to the old config, so drop them with the track state.
+                    self.pending_bytes -= t
+                        .pending
+                        .iter()
+                        .chain(t.held.iter())
+                        .map(|s| s.data.len() as u64)
+                        .sum::<u64>();
+                    let id = t.track_id;
+                    *t = Track::new(info.clone(), id);
+                }
+                None => {
+                    let id = self.tracks.len() as u32 + 1;
+                    self.tracks.push(Track::new(info.clone(), id));
+                }
+            }
+        }
+        self.has_video = self.tracks.iter().any(|t| t.video);
+        Ok(left_out)
     }
 
     /// Tracks in the file.

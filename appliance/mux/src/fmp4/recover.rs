@@ -223,8 +223,13 @@ fn parse_moov(moov: &[u8], at: u64) -> Result<InitLayout, ScanError> {
             }
             None
         });
+        let handler = child(mdia.body, b"hdlr")
+            .and_then(|h| h.body.get(8..12))
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or(*b"    ");
         tracks.push(TrackLayout {
             track_id,
+            handler,
             timescale,
             tkhd_duration_at: trak_at + tkhd.offset as u64 + tkhd.header_len as u64 + 28,
             mdhd_duration_at: mdia_at + mdhd.offset as u64 + mdhd.header_len as u64 + 24,

@@ -1,0 +1,4 @@
+//! Ingest glue: the thin I/O loops that move bytes between sockets and the sans-IO
+//! protocol sessions, and hand the sessions' frames to recorders.
+
+pub mod rtmp;

@@ -1,0 +1,590 @@
+//! One recording: frames in; parts named, rotated, muxed, written and indexed.
+//!
+//! A recorder is a task on the shard that owns the stream's connection. The
+//! connection sends it frames and track changes over a bounded channel (so a slow
+//! disk slows the publisher instead of dropping frames) and a final stop. The
+//! recorder owns its muxer and its open file; it touches the index only when a
+//! part starts or ends, after the data it describes is durable.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use edgerec_media::{Frame, MediaKind, MediaTime, Timescale, TrackInfo};
+use edgerec_mux::fmp4::{Fmp4Config, Fmp4Muxer};
+use edgerec_mux::{PushOutcome, Unsupported, WriteBatch};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+use ulid::Ulid;
+
+use crate::config::{Container, Rotation, SyncPolicy};
+use crate::index::{FrameCounts, Part, PartState, Recording, RecordingState, TrackRecord};
+use crate::metrics::DropReason;
+use crate::naming::{NameFacts, Template};
+use crate::registry::LiveStream;
+use crate::writer::{rename_durable, timed, PartFile, WriterOptions, DIRECT_ALIGN};
+use crate::{EngineError, Shared};
+
+/// Frames buffered between a connection and its recorder (about 10 s of 60 fps video
+/// with audio); beyond it the connection waits, which pushes back on the publisher.
+const CHANNEL_FRAMES: usize = 1024;
+
+/// Per-call overrides of the configured recording settings (REST body).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingRequest {
+    pub template: Option<String>,
+    pub rotation: Option<Rotation>,
+    pub container: Option<Container>,
+}
+
+/// Settings of one recording, resolved from the config and a request.
+#[derive(Clone)]
+pub struct Settings {
+    pub template: Template,
+    pub rotation: Rotation,
+    pub container: Container,
+}
+
+impl Settings {
+    pub fn resolve(shared: &Shared, req: &RecordingRequest) -> Result<Settings, EngineError> {
+        let template = match &req.template {
+            Some(t) => {
+                Template::parse(t).map_err(|e| EngineError::BadRequest(format!("template: {e}")))?
+            }
+            None => shared.default_template.clone(),
+        };
+        Ok(Settings {
+            template,
+            rotation: req.rotation.unwrap_or(shared.config.recording.rotation),
+            container: req.container.unwrap_or(shared.config.recording.container),
+        })
+    }
+}
+
+enum Msg {
+    Frame(Frame),
+    Tracks(Vec<TrackInfo>),
+    Stop {
+        reason: &'static str,
+        reply: oneshot::Sender<Recording>,
+    },
+}
+
+/// The connection's side of a recorder.
+pub struct RecorderHandle {
+    pub id: String,
+    tx: mpsc::Sender<Msg>,
+}
+
+impl RecorderHandle {
+    /// Hands a frame over; `false` if the recorder has ended (error or low disk).
+    pub async fn frame(&self, f: Frame) -> bool {
+        self.tx.send(Msg::Frame(f)).await.is_ok()
+    }
+
+    pub async fn tracks(&self, t: Vec<TrackInfo>) -> bool {
+        self.tx.send(Msg::Tracks(t)).await.is_ok()
+    }
+
+    /// Whether the recorder has ended on its own.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Stops and finalizes; the finished record, or `None` if the recorder had
+    /// already ended (its record is in the index).
+    pub async fn stop(self, reason: &'static str) -> Option<Recording> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Stop { reason, reply }).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Starts recording `stream`: checks free space, writes the index row, spawns the
+/// task on the current shard.
+pub async fn start(
+    shared: Arc<Shared>,
+    stream: Arc<LiveStream>,
+    tracks: Vec<TrackInfo>,
+    settings: Settings,
+) -> Result<(RecorderHandle, Recording), EngineError> {
+    if let Err(why) = shared.space.check() {
+        shared
+            .metrics
+            .recordings_refused_disk_total
+            .fetch_add(1, Relaxed);
+        return Err(EngineError::DiskLow(why));
+    }
+    let id = Ulid::new().to_string();
+    let now = Utc::now();
+    let rec = Recording {
+        id: id.clone(),
+        stream: stream.name.clone(),
+        protocol: stream.protocol.to_owned(),
+        session_id: stream.session_id.clone(),
+        state: RecordingState::Recording,
+        stop_reason: None,
+        error: None,
+        started_at: now,
+        ended_at: None,
+        duration_ms: 0,
+        size_bytes: 0,
+        container: settings.container,
+        template: settings.template.source().to_owned(),
+        rotation: settings.rotation,
+        tracks: tracks
+            .iter()
+            .map(|t| TrackRecord::from_info(t, true, None))
+            .collect(),
+        tags: Default::default(),
+        parts: Vec::new(),
+    };
+    shared.index.put(&rec)?;
+    shared.index.flush().await?;
+    shared
+        .metrics
+        .recordings_started_total
+        .fetch_add(1, Relaxed);
+    shared.metrics.active_recordings.fetch_add(1, Relaxed);
+    stream.set_recording(Some(id.clone()));
+    stream.set_blocked(None);
+    info!(recording = %id, stream = %stream.name, template = %settings.template.source(), "recording started");
+    let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
+    let r = Recorder {
+        shared,
+        stream,
+        settings,
+        tracks,
+        rec: rec.clone(),
+        part: None,
+        origin: None,
+    };
+    tokio_uring::spawn(r.run(rx));
+    Ok((RecorderHandle { id, tx }, rec))
+}
+
+struct OpenPart {
+    file: PartFile,
+    rel: PathBuf,
+    muxer: Fmp4Muxer,
+    frames: FrameCounts,
+}
+
+struct Recorder {
+    shared: Arc<Shared>,
+    stream: Arc<LiveStream>,
+    settings: Settings,
+    tracks: Vec<TrackInfo>,
+    rec: Recording,
+    part: Option<OpenPart>,
+    /// Decode time of the recording's first frame.
+    origin: Option<MediaTime>,
+}
+
+/// Why a recorder ended early.
+enum Halt {
+    /// Free space fell below the minimum; finalized cleanly.
+    DiskLow(String),
+    /// A write or sync failed.
+    Failed(String),
+}
+
+impl Recorder {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut stop: Option<(&'static str, Option<oneshot::Sender<Recording>>)> = None;
+        while let Some(msg) = rx.recv().await {
+            let r = match msg {
+                Msg::Frame(f) => self.on_frame(f).await,
+                Msg::Tracks(t) => self.on_tracks(t).await,
+                Msg::Stop { reason, reply } => {
+                    stop = Some((reason, Some(reply)));
+                    break;
+                }
+            };
+            if let Err(h) = r {
+                self.halt(h).await;
+                return;
+            }
+        }
+        let (reason, reply) = stop.unwrap_or(("unpublished", None));
+        let r = self.close_part(PartState::Finalized).await;
+        if let Err(h) = r {
+            self.halt(h).await;
+            if let (Some(reply), Ok(Some(rec))) = (reply, self.shared.index.get(&self.rec.id)) {
+                let _ = reply.send(rec);
+            }
+            return;
+        }
+        self.rec.state = RecordingState::Finalized;
+        self.rec.stop_reason = Some(reason.to_owned());
+        self.end().await;
+        info!(
+            recording = %self.rec.id, stream = %self.rec.stream, reason,
+            duration_ms = self.rec.duration_ms, size = self.rec.size_bytes,
+            parts = self.rec.parts.len(), "recording finalized"
+        );
+        if let Some(reply) = reply {
+            let _ = reply.send(self.rec.clone());
+        }
+    }
+
+    /// Common end: record the end, update the stream, commit the row.
+    async fn end(&mut self) {
+        self.rec.ended_at = Some(Utc::now());
+        self.rec.sum_parts();
+        self.shared.metrics.active_recordings.fetch_sub(1, Relaxed);
+        {
+            let mut cur = self
+                .stream
+                .recording
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if cur.as_deref() == Some(self.rec.id.as_str()) {
+                *cur = None;
+            }
+        }
+        if let Err(e) = self.commit().await {
+            error!(recording = %self.rec.id, error = %e, "could not update the index");
+        }
+    }
+
+    async fn commit(&self) -> Result<(), EngineError> {
+        self.shared.index.put(&self.rec)?;
+        self.shared.index.flush().await?;
+        Ok(())
+    }
+
+    async fn halt(&mut self, h: Halt) {
+        match h {
+            Halt::DiskLow(why) => {
+                warn!(recording = %self.rec.id, stream = %self.rec.stream, %why, "stopping recording: low disk space");
+                if let Err(Halt::Failed(e)) = self.close_part(PartState::Finalized).await {
+                    self.fail_part(&e).await;
+                    self.rec.state = RecordingState::Failed;
+                    self.rec.error = Some(e);
+                } else {
+                    self.rec.state = RecordingState::Finalized;
+                }
+                self.rec.stop_reason = Some("disk_low".into());
+                self.stream.set_blocked(Some(why));
+            }
+            Halt::Failed(e) => {
+                error!(recording = %self.rec.id, stream = %self.rec.stream, error = %e, "recording failed; keeping what was written");
+                self.fail_part(&e).await;
+                self.shared
+                    .metrics
+                    .recordings_failed_total
+                    .fetch_add(1, Relaxed);
+                self.rec.state = RecordingState::Failed;
+                self.rec.stop_reason = Some("write_error".into());
+                self.rec.error = Some(e);
+            }
+        }
+        self.end().await;
+    }
+
+    /// After a write or sync error: drop the unsynced tail (its contents are
+    /// unknown), then make what is durable playable, as recovery would.
+    async fn fail_part(&mut self, why: &str) {
+        let Some(mut p) = self.part.take() else {
+            return;
+        };
+        let kept = p.file.abandon_unsynced();
+        let path = p.file.path().to_path_buf();
+        let _ = p.file.close().await;
+        let last = self.rec.parts.last_mut();
+        let Some(part) = last else { return };
+        part.state = PartState::Failed;
+        match (kept, crate::recovery::repair_file(&path)) {
+            (Ok(_), Ok(r)) => {
+                part.duration_ms = r.duration_ms;
+                part.size_bytes = r.size;
+                part.frames = r.frames;
+                warn!(path = %path.display(), kept_ms = r.duration_ms, "failed part repaired up to its last durable fragment");
+            }
+            (k, r) => {
+                error!(path = %path.display(), truncate = ?k.err(), repair = ?r.err(), why, "failed part could not be repaired");
+            }
+        }
+    }
+
+    async fn on_tracks(&mut self, tracks: Vec<TrackInfo>) -> Result<(), Halt> {
+        if tracks == self.tracks {
+            return Ok(());
+        }
+        self.tracks = tracks;
+        if let Some(p) = self.part.as_mut() {
+            match p.muxer.update_tracks(&self.tracks) {
+                Ok(left_out) => self.note_tracks(&left_out),
+                Err(()) => {
+                    // Sample entries are fixed once written: a new part begins.
+                    info!(recording = %self.rec.id, "tracks changed; starting a new part");
+                    self.close_part(PartState::Finalized).await?;
+                }
+            }
+        } else {
+            self.note_tracks(&[]);
+        }
+        Ok(())
+    }
+
+    fn note_tracks(&mut self, left_out: &[Unsupported]) {
+        self.rec.tracks = self
+            .tracks
+            .iter()
+            .map(|t| {
+                let why = left_out.iter().find(|u| u.track == t.id);
+                TrackRecord::from_info(t, why.is_none(), why.map(|u| u.to_string()))
+            })
+            .collect();
+    }
+
+    async fn on_frame(&mut self, f: Frame) -> Result<(), Halt> {
+        let video_track = self
+            .tracks
+            .iter()
+            .find(|t| t.id == f.track)
+            .map(|t| t.kind() == MediaKind::Video);
+        let Some(is_video) = video_track else {
+            self.shared.metrics.dropped(DropReason::UnsupportedTrack);
+            return Ok(());
+        };
+        let has_video = self.tracks.iter().any(|t| t.kind() == MediaKind::Video);
+        let cut_point = if has_video { is_video && f.key } else { true };
+
+        if let Some(p) = &self.part {
+            if cut_point && self.rotation_due(p) {
+                self.close_part(PartState::Finalized).await?;
+            }
+        }
+        if self.part.is_none() {
+            if has_video && !cut_point {
+                // A part starts with a key frame (audio before it is kept once open).
+                self.shared.metrics.dropped(DropReason::BeforeKeyFrame);
+                return Ok(());
+            }
+            self.open_part(&f).await?;
+        }
+        let Some(p) = self.part.as_mut() else {
+            return Ok(());
+        };
+        match p.muxer.push(f) {
+            PushOutcome::Accepted => {
+                if is_video {
+                    p.frames.video += 1;
+                } else {
+                    p.frames.audio += 1;
+                }
+            }
+            PushOutcome::DroppedBeforeKey => {
+                self.shared.metrics.dropped(DropReason::BeforeKeyFrame)
+            }
+            PushOutcome::DroppedTrack => self.shared.metrics.dropped(DropReason::UnsupportedTrack),
+        }
+        while let Some(b) = self.part.as_mut().and_then(|p| p.muxer.poll_write()) {
+            self.write(b).await?;
+        }
+        Ok(())
+    }
+
+    fn rotation_due(&self, p: &OpenPart) -> bool {
+        let r = &self.settings.rotation;
+        let dur = p.muxer.duration();
+        r.duration
+            .is_some_and(|d| dur >= MediaTime::new(d.0.as_millis() as i64, Timescale::MILLIS))
+            || r.size.is_some_and(|s| p.muxer.size_estimate() >= s.0)
+    }
+
+    async fn write(&mut self, b: WriteBatch) -> Result<(), Halt> {
+        let sync = self.shared.config.storage.sync == SyncPolicy::Fragment && b.durable;
+        let Some(p) = self.part.as_mut() else {
+            return Ok(());
+        };
+        let len = b.len;
+        let frag = b.fragment;
+        let (r, took) = timed(async {
+            p.file.append(b).await?;
+            if sync {
+                p.file.sync().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        r.map_err(|e| Halt::Failed(format!("writing {}: {e}", p.file.path().display())))?;
+        let m = &self.shared.metrics;
+        m.write_latency.observe(took);
+        m.bytes_written_total.fetch_add(len, Relaxed);
+        m.fragments_written_total.fetch_add(1, Relaxed);
+        if let Some(f) = frag {
+            let part = self.rec.parts.len() as u32;
+            let start = f.start.ticks().max(0) as u64;
+            if let Err(e) =
+                self.shared
+                    .index
+                    .add_fragment(&self.rec.id, part, start, f.offset, f.size)
+            {
+                warn!(error = %e, "fragment index entry not written");
+            }
+        }
+        self.shared.space.check().map_err(Halt::DiskLow)
+    }
+
+    fn facts<'a>(
+        &'a self,
+        start: DateTime<Utc>,
+        end: Option<(DateTime<Utc>, u64)>,
+        part: u32,
+    ) -> NameFacts<'a> {
+        let (app, name) = self
+            .rec
+            .stream
+            .split_once('/')
+            .unwrap_or(("", &self.rec.stream));
+        let codec = |k| {
+            self.tracks
+                .iter()
+                .find(|t| t.kind() == k)
+                .map(|t| t.codec.name())
+        };
+        NameFacts {
+            app,
+            stream_name: name,
+            start,
+            end: end.map(|e| e.0),
+            duration_ms: end.map(|e| e.1),
+            session_id: &self.rec.session_id,
+            media_session_id: &self.rec.id,
+            audio_codec: codec(MediaKind::Audio),
+            video_codec: codec(MediaKind::Video),
+            part: Some(part),
+        }
+    }
+
+    fn part_suffix(&self, index: u32) -> String {
+        let r = &self.settings.rotation;
+        if r.enabled() && r.numbering && !self.settings.template.uses(crate::naming::Tag::Part) {
+            format!("_{index}")
+        } else {
+            String::new()
+        }
+    }
+
+    async fn open_part(&mut self, first: &Frame) -> Result<(), Halt> {
+        let index = self.rec.parts.len() as u32 + 1;
+        let started_at = Utc::now();
+        let ext = self.settings.container.extension();
+        let rendered = self
+            .settings
+            .template
+            .render(&self.facts(started_at, None, index));
+        let rel = self
+            .shared
+            .sanitizer
+            .path(&rendered, &self.part_suffix(index), ext);
+        let storage = &self.shared.config.storage;
+        let opts = WriterOptions {
+            o_direct: storage.o_direct,
+            preallocate: storage.preallocate.0,
+        };
+        let (file, rel) = PartFile::create(&self.shared.root, &rel, opts)
+            .await
+            .map_err(|e| Halt::Failed(format!("creating {}: {e}", rel.display())))?;
+        let config = Fmp4Config {
+            fragment_target: MediaTime::new(
+                self.shared.config.recording.fragment.0.as_millis() as i64,
+                Timescale::MILLIS,
+            ),
+            alignment: file.is_direct().then_some(DIRECT_ALIGN as u32),
+            creation_unix_secs: started_at.timestamp().max(0) as u64,
+        };
+        let (muxer, left_out) = Fmp4Muxer::new(&self.tracks, config);
+        for u in &left_out {
+            warn!(recording = %self.rec.id, "{u}: track not recorded");
+        }
+        self.note_tracks(&left_out);
+        let origin = *self.origin.get_or_insert(first.dts);
+        self.rec.parts.push(Part {
+            index,
+            path: rel.to_string_lossy().into_owned(),
+            state: PartState::Recording,
+            started_at,
+            start_offset_ms: first.dts.saturating_sub(origin).as_millis().max(0) as u64,
+            duration_ms: 0,
+            size_bytes: 0,
+            first_keyframe_at: (first.key
+                && self
+                    .tracks
+                    .iter()
+                    .any(|t| t.id == first.track && t.kind() == MediaKind::Video))
+            .then_some(started_at),
+            frames: FrameCounts::default(),
+        });
+        self.part = Some(OpenPart {
+            file,
+            rel: rel.clone(),
+            muxer,
+            frames: FrameCounts::default(),
+        });
+        // The file and its directory entry are durable; now the index may name it.
+        self.commit()
+            .await
+            .map_err(|e| Halt::Failed(format!("index: {e}")))?;
+        info!(recording = %self.rec.id, part = index, path = %rel.display(), "part started");
+        Ok(())
+    }
+
+    async fn close_part(&mut self, state: PartState) -> Result<(), Halt> {
+        let Some(mut p) = self.part.take() else {
+            return Ok(());
+        };
+        let fin = p.muxer.finish();
+        let duration_ms = fin.duration.ticks().max(0) as u64;
+        let size = fin.len;
+        let path = p.file.path().display().to_string();
+        if let Err(e) = p.file.finish(fin).await {
+            self.part = Some(p);
+            return Err(Halt::Failed(format!("finalizing {path}: {e}")));
+        }
+        if let Err(e) = p.file.close().await {
+            warn!(path, error = %e, "close failed after a successful sync");
+        }
+        let index = self.rec.parts.len() as u32;
+        let mut rel = p.rel.clone();
+        if self.settings.template.needs_end() {
+            let (started, suffix) = match self.rec.parts.last() {
+                Some(part) => (part.started_at, self.part_suffix(part.index)),
+                None => (Utc::now(), String::new()),
+            };
+            let facts = self.facts(started, Some((Utc::now(), duration_ms)), index);
+            let target = self.shared.sanitizer.path(
+                &self.settings.template.render(&facts),
+                &suffix,
+                self.settings.container.extension(),
+            );
+            if target != rel {
+                match rename_durable(&self.shared.root, &rel, &target).await {
+                    Ok(()) => rel = target,
+                    Err(e) => {
+                        warn!(from = %rel.display(), to = %target.display(), error = %e, "could not rename finished part; keeping its name")
+                    }
+                }
+            }
+        }
+        if let Some(part) = self.rec.parts.last_mut() {
+            part.state = state;
+            part.duration_ms = duration_ms;
+            part.size_bytes = size;
+            part.frames = p.frames;
+            part.path = rel.to_string_lossy().into_owned();
+        }
+        self.rec.sum_parts();
+        self.commit()
+            .await
+            .map_err(|e| Halt::Failed(format!("index: {e}")))?;
+        info!(recording = %self.rec.id, part = index, path = %rel.display(), duration_ms, size, "part finalized");
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! Live streams, by name. Touched when a publish starts or ends and when the API
+//! looks — never per frame: per-frame counters are atomics on [`LiveStream`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use edgerec_media::TrackInfo;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::index::{Recording, TrackRecord};
+use crate::recorder::RecordingRequest;
+use crate::EngineError;
+
+/// A command for the connection that owns a live stream.
+pub enum StreamCommand {
+    /// Start a recording (stopping the current one first).
+    StartRecording {
+        request: RecordingRequest,
+        reply: oneshot::Sender<Result<Recording, EngineError>>,
+    },
+    /// Stop recording `id` (finalized when the reply comes).
+    StopRecording {
+        id: String,
+        reply: oneshot::Sender<Result<Recording, EngineError>>,
+    },
+    /// Finalize and disconnect (shutdown).
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// Counters updated by the owning shard with relaxed atomics.
+#[derive(Default)]
+pub struct StreamStats {
+    pub bytes_in: AtomicU64,
+    pub video_frames: AtomicU64,
+    pub audio_frames: AtomicU64,
+    pub bitrate_bps: AtomicU64,
+    pub skipped: AtomicU64,
+}
+
+pub struct LiveStream {
+    pub name: String,
+    pub protocol: &'static str,
+    pub remote: SocketAddr,
+    pub session_id: String,
+    pub started_at: DateTime<Utc>,
+    pub tracks: RwLock<Vec<TrackInfo>>,
+    pub stats: StreamStats,
+    /// The recording being written, if any.
+    pub recording: RwLock<Option<String>>,
+    /// Why the stream is not being recorded although it should be (low disk).
+    pub blocked: RwLock<Option<String>>,
+    pub commands: mpsc::Sender<StreamCommand>,
+}
+
+/// What the API shows for a live stream.
+#[derive(Serialize)]
+pub struct StreamView {
+    pub name: String,
+    pub protocol: &'static str,
+    pub remote_addr: String,
+    pub session_id: String,
+    pub started_at: DateTime<Utc>,
+    pub tracks: Vec<TrackRecord>,
+    pub bitrate_bps: u64,
+    pub bytes_received: u64,
+    pub frames: crate::index::FrameCounts,
+    pub recording_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_blocked: Option<String>,
+}
+
+impl LiveStream {
+    pub fn view(&self) -> StreamView {
+        let read = |l: &RwLock<Option<String>>| l.read().unwrap_or_else(|e| e.into_inner()).clone();
+        StreamView {
+            name: self.name.clone(),
+            protocol: self.protocol,
+            remote_addr: self.remote.to_string(),
+            session_id: self.session_id.clone(),
+            started_at: self.started_at,
+            tracks: self
+                .tracks
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|t| TrackRecord::from_info(t, true, None))
+                .collect(),
+            bitrate_bps: self.stats.bitrate_bps.load(Relaxed),
+            bytes_received: self.stats.bytes_in.load(Relaxed),
+            frames: crate::index::FrameCounts {
+                video: self.stats.video_frames.load(Relaxed),
+                audio: self.stats.audio_frames.load(Relaxed),
+            },
+            recording_id: read(&self.recording),
+            recording_blocked: read(&self.blocked),
+        }
+    }
+
+    pub fn set_recording(&self, id: Option<String>) {
+        *self.recording.write().unwrap_or_else(|e| e.into_inner()) = id;
+    }
+
+    pub fn set_blocked(&self, why: Option<String>) {
+        *self.blocked.write().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    pub fn set_tracks(&self, tracks: Vec<TrackInfo>) {
+        *self.tracks.write().unwrap_or_else(|e| e.into_inner()) = tracks;
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    streams: Mutex<HashMap<String, Arc<LiveStream>>>,
+}
+
+impl Registry {
+    /// Registers `stream` under its name; `false` if the name is already live.
+    pub fn claim(&self, stream: Arc<LiveStream>) -> bool {
+        let mut m = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if m.contains_key(&stream.name) {
+            return false;
+        }
+        m.insert(stream.name.clone(), stream);
+        true
+    }
+
+    /// Removes `stream` if it is the one registered under its name.
+    pub fn release(&self, stream: &Arc<LiveStream>) {
+        let mut m = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(&stream.name).is_some_and(|s| Arc::ptr_eq(s, stream)) {
+            m.remove(&stream.name);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<LiveStream>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<LiveStream>> {
+        let mut v: Vec<_> = self
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// The live stream writing recording `id`, if any.
+    pub fn by_recording(&self, id: &str) -> Option<Arc<LiveStream>> {
+        self.all().into_iter().find(|s| {
+            s.recording
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_deref()
+                == Some(id)
+        })
+    }
+}

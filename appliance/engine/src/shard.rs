@@ -1,0 +1,62 @@
+//! Shards: one thread per core, each with its own io_uring runtime (tokio-uring) and
+//! its own SO_REUSEPORT listener, so the kernel spreads connections across shards and
+//! a connection, its recorder and its files live on one thread for their lifetime.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::Shared;
+
+/// io_uring submission queue size per shard.
+const RING_ENTRIES: u32 = 1024;
+
+/// Binds `n` listeners on `addr` with SO_REUSEPORT (port 0: all share the port the
+/// first one got).
+pub fn bind_listeners(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        let l: TcpListener = s.into();
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Runs shard `id` on the current thread until `stop` turns true.
+pub fn run(id: usize, shared: Arc<Shared>, rtmp: TcpListener, mut stop: watch::Receiver<bool>) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokio_uring::builder().entries(RING_ENTRIES).start(async move {
+            let listener = tokio_uring::net::TcpListener::from_std(rtmp);
+            info!(shard = id, "shard running");
+            loop {
+                tokio::select! {
+                    r = listener.accept() => match r {
+                        Ok((socket, peer)) => {
+                            tokio_uring::spawn(crate::ingest::rtmp::serve(shared.clone(), socket, peer));
+                        }
+                        Err(e) => {
+                            error!(shard = id, error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+            info!(shard = id, "shard stopped");
+        })
+    }));
+    if r.is_err() {
+        error!(shard = id, "shard panicked");
+    }
+}
