@@ -1,1 +1,463 @@
+//! Harness for end-to-end tests: start the real `edgerec` binary on its own ports and
+//! data directory, publish with ffmpeg, inspect with ffprobe and the REST API.
 
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const API_KEY: &str = "e2e-test-key";
+
+/// E2E tests measure time and frames: run them one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The daemon binary, built (debug) on first use unless EDGEREC_BIN names one.
+pub fn binary() -> PathBuf {
+    if let Ok(b) = std::env::var("EDGEREC_BIN") {
+        return PathBuf::from(b);
+    }
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-q", "-p", "edgerec"])
+            .current_dir(workspace())
+            .status()
+            .expect("running cargo build");
+        assert!(st.success(), "building edgerec failed");
+    });
+    workspace().join("target/debug/edgerec")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running daemon.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub http: u16,
+    pub rtmp: u16,
+    pub env: Vec<(String, String)>,
+    log_path: PathBuf,
+    runs: u32,
+}
+
+impl Daemon {
+    /// Starts edgerec with `env` (EDGEREC_* settings) on fresh ports and data dir.
+    pub fn start(env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("edgerec-e2e")
+            .tempdir_in(scratch())
+            .unwrap();
+        let mut d = Daemon {
+            child: None,
+            log_path: dir.path().join("edgerec-0.log"),
+            dir,
+            http: free_port(),
+            rtmp: free_port(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            runs: 0,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir().join("recordings")
+    }
+
+    fn spawn(&mut self) {
+        self.log_path = self.dir.path().join(format!("edgerec-{}.log", self.runs));
+        self.runs += 1;
+        let log = std::fs::File::create(&self.log_path).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--data-dir"])
+            .arg(self.data_dir())
+            .args(["--http", &format!("127.0.0.1:{}", self.http)])
+            .args(["--rtmp", &format!("127.0.0.1:{}", self.rtmp)])
+            .env("EDGEREC_API_KEY", API_KEY)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("starting edgerec"));
+        let t = Instant::now();
+        loop {
+            if let Ok(r) = ureq::get(&self.url("/v1/health"))
+                .timeout(Duration::from_secs(1))
+                .call()
+            {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("edgerec exited with {st} at start:\n{}", self.log());
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "edgerec not healthy:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    pub fn rtmp_url(&self, stream: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/{stream}", self.rtmp)
+    }
+
+    /// Everything the daemon has logged (all runs).
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        for i in 0..self.runs {
+            let p = self.dir.path().join(format!("edgerec-{i}.log"));
+            if let Ok(mut f) = std::fs::File::open(p) {
+                let _ = f.read_to_string(&mut s);
+            }
+        }
+        s
+    }
+
+    /// An API request with the admin token: (status, JSON body or Null).
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let req = ureq::request(method, &self.url(path))
+            .set("Authorization", &format!("Bearer {API_KEY}"))
+            .timeout(Duration::from_secs(60));
+        let r = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let (s, v) = self.api("GET", path, None);
+        assert_eq!(s, 200, "GET {path}: {v}");
+        v
+    }
+
+    pub fn recordings(&self, query: &str) -> Vec<Value> {
+        self.get(&format!("/v1/recordings{query}"))["recordings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `f` returns Some, up to `timeout`.
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut f: impl FnMut(&Daemon) -> Option<T>,
+    ) -> Option<T> {
+        let t = Instant::now();
+        loop {
+            if let Some(v) = f(self) {
+                return Some(v);
+            }
+            if t.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        s.lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Power-cut stand-in: SIGKILL, no chance to finalize.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let t = Instant::now();
+            while c.try_wait().unwrap().is_none() {
+                if t.elapsed() > Duration::from_secs(20) {
+                    let _ = c.kill();
+                    panic!("edgerec did not stop on SIGTERM:\n{}", self.log());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts the daemon again on the same data directory and ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- edgerec log ----\n{}", self.log());
+        }
+        self.kill9();
+    }
+}
+
+/// Disk-backed scratch space for test data (tmpfs /tmp would hide O_DIRECT and
+/// fsync behaviour).
+pub fn scratch() -> PathBuf {
+    let p = workspace().join("target/e2e");
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// A source file encoded once by ffmpeg from test patterns: H.264 (x264, B-frames)
+/// 640x360 25 fps with a key frame every `gop` frames, AAC 44.1 kHz stereo.
+pub fn source(secs: u32, gop: u32) -> PathBuf {
+    let dir = scratch().join("media");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("h264_aac_{secs}s_gop{gop}.mp4"));
+    if path.exists() {
+        return path;
+    }
+    let tmp = dir.join(format!(
+        ".{}.{}.mp4",
+        path.file_stem().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ])
+        .args([
+            "-g",
+            &gop.to_string(),
+            "-b:v",
+            "1M",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-ac",
+            "2",
+        ])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg (apt install ffmpeg)");
+    assert!(st.success());
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// Publishes `file` in real time with ffmpeg (`-re -c copy -f flv`).
+pub fn publish(file: &Path, url: &str) -> Child {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(file)
+        .args(["-c", "copy", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg")
+}
+
+/// Waits for a publisher and returns its exit status and stderr.
+pub fn finish(mut c: Child) -> (bool, String) {
+    let st = c.wait().unwrap();
+    let mut err = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    (st.success(), err)
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamProbe {
+    pub codec: String,
+    pub packets: u64,
+    pub start: f64,
+    pub duration: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub duration: f64,
+    pub streams: Vec<StreamProbe>,
+}
+
+impl Probe {
+    pub fn stream(&self, codec: &str) -> &StreamProbe {
+        self.streams
+            .iter()
+            .find(|s| s.codec == codec)
+            .unwrap_or_else(|| panic!("no {codec} stream in {self:?}"))
+    }
+}
+
+/// ffprobe with packet counting.
+pub fn probe(file: &Path) -> Probe {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-show_entries"])
+        .args([
+            "stream=codec_name,nb_read_packets,start_time,duration:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let num = |v: &Value| {
+        v.as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Probe {
+        duration: num(&v["format"]["duration"]),
+        streams: v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| StreamProbe {
+                codec: s["codec_name"].as_str().unwrap_or("").to_owned(),
+                packets: num(&s["nb_read_packets"]) as u64,
+                start: num(&s["start_time"]),
+                duration: num(&s["duration"]),
+            })
+            .collect(),
+    }
+}
+
+/// Whether the first video packet of `file` is a key frame.
+pub fn starts_with_key_frame(file: &Path) -> bool {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=flags",
+        ])
+        .args(["-read_intervals", "%+#1", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains('K'))
+}
+
+/// Decodes every frame of `file`; `Err(stderr)` on a decode error.
+pub fn decode_all(file: &Path) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    if out.status.success() && out.stderr.is_empty() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Seeks to `at` seconds and decodes one video frame.
+pub fn seek_decodes(file: &Path, at: f64) -> bool {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-ss", &at.to_string(), "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "null", "-"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Path of part `n` (1-based) of a recording JSON.
+pub fn part_file(d: &Daemon, rec: &Value, n: usize) -> PathBuf {
+    d.recordings_dir()
+        .join(rec["parts"][n - 1]["path"].as_str().expect("part path"))
+}

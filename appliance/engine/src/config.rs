@@ -383,3 +383,16 @@ mod tests {
         assert_eq!(r.duration.unwrap().0.as_secs(), 5);
     }
 }
+
+#[cfg(test)]
+mod docs {
+    /// The README shows the reference verbatim, so it cannot drift.
+    #[test]
+    fn readme_embeds_the_reference() {
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(super::REFERENCE),
+            "README's configuration reference is stale"
+        );
+    }
+}

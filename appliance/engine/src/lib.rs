@@ -211,13 +211,13 @@ impl Engine {
         stream: &str,
         request: RecordingRequest,
     ) -> Result<Recording, EngineError> {
+        // Bad settings are a bad request whether or not the stream is live.
+        recorder::Settings::resolve(&self.shared, &request)?;
         let live = self
             .shared
             .registry
             .get(stream)
             .ok_or_else(|| EngineError::StreamNotLive(stream.to_owned()))?;
-        // Validate before bothering the shard.
-        recorder::Settings::resolve(&self.shared, &request)?;
         let (reply, rx) = oneshot::channel();
         live.commands
             .send(StreamCommand::StartRecording { request, reply })

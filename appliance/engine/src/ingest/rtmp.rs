@@ -32,6 +32,9 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     let _ = socket.set_nodelay(true);
     let mut conn = Conn::new(shared.clone(), peer, session_id);
     let r = conn.run(&socket).instrument(span.clone()).await;
+    // A read may still be in flight on the ring, holding the fd open; shutting the
+    // socket down completes it, so the descriptor is really closed.
+    let _ = socket.shutdown(std::net::Shutdown::Both);
     let reason = match &r {
         Ok(reason) => *reason,
         Err(_) => "protocol_error",

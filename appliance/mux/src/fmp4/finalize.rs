@@ -82,7 +82,11 @@ pub fn tail(layout: &InitLayout, totals: &[TrackTotals]) -> (Bytes, Vec<Patch>, 
         };
         let ms = match tl.edit {
             Some(e) => {
-                let presented = to_ms(end as i64 - e.media_time);
+                // The track's decode span. For a whole stream it equals the span its
+                // edit presents (media_time skips exactly the B-frame delay); for one
+                // stopped mid mini-GOP it leaves out the B-frames that never came,
+                // as players do.
+                let presented = to_ms(end as i64);
                 patches.push(Patch {
                     offset: e.segment_duration_at,
                     bytes: presented.to_be_bytes().to_vec(),
@@ -96,11 +100,10 @@ pub fn tail(layout: &InitLayout, totals: &[TrackTotals]) -> (Bytes, Vec<Patch>, 
             offset: tl.tkhd_duration_at,
             bytes: ms.to_be_bytes().to_vec(),
         });
-        // The media's own length: from where presentation starts to the last sample's end.
-        let media = end.saturating_sub(tl.edit.map_or(0, |e| e.media_time.max(0) as u64));
+        // The media's own length: the sum of its sample durations.
         patches.push(Patch {
             offset: tl.mdhd_duration_at,
-            bytes: media.to_be_bytes().to_vec(),
+            bytes: end.to_be_bytes().to_vec(),
         });
     }
     patches.push(Patch {

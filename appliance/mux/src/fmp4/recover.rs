@@ -298,6 +298,7 @@ fn apply_moof(moof: &[u8], moof_offset: u64, totals: &mut [TrackTotals]) -> bool
         let mut dts = base.unwrap_or(total.end_ticks);
         let mut sample_index = 0u32;
         let mut first_sync: Option<(u64, u32)> = None;
+
         for trun in children(traf.body).filter(|b| &b.kind == b"trun") {
             let b = trun.body;
             let Some(tflags) = be32(b, 0) else {
@@ -345,6 +346,7 @@ fn apply_moof(moof: &[u8], moof_offset: u64, totals: &mut [TrackTotals]) -> bool
                 } else {
                     default_flags
                 };
+
                 sample_index += 1;
                 let sync = sflags.is_none_or(|f| f & 0x0001_0000 == 0);
                 if sync && first_sync.is_none() {
