@@ -319,7 +319,7 @@ impl Recorder {
         if let Some(p) = self.part.as_mut() {
             match p.muxer.update_tracks(&self.tracks) {
                 Ok(left_out) => self.note_tracks(&left_out),
-                Err(()) => {
+                Err(edgerec_mux::fmp4::TracksFixed) => {
                     // Sample entries are fixed once written: a new part begins.
                     info!(recording = %self.rec.id, "tracks changed; starting a new part");
                     self.close_part(PartState::Finalized).await?;

@@ -116,7 +116,9 @@ impl PartFile {
         }
         self.reserve(batch.offset + batch.len).await;
         if self.direct {
-            if batch.offset % DIRECT_ALIGN as u64 != 0 || batch.len % DIRECT_ALIGN as u64 != 0 {
+            if !batch.offset.is_multiple_of(DIRECT_ALIGN as u64)
+                || !batch.len.is_multiple_of(DIRECT_ALIGN as u64)
+            {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "unaligned batch for O_DIRECT",

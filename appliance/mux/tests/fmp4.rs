@@ -427,5 +427,8 @@ fn tracks_can_change_until_the_init_segment_is_written() {
     assert_eq!(m.update_tracks(&tracks), Ok(vec![]));
     let mut changed = tracks.clone();
     changed[0].codec_string = "avc1.640028".into();
-    assert_eq!(m.update_tracks(&changed), Err(()));
+    assert_eq!(
+        m.update_tracks(&changed),
+        Err(edgerec_mux::fmp4::TracksFixed)
+    );
 }

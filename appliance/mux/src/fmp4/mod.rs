@@ -22,7 +22,7 @@ pub mod recover;
 pub mod sample_entry;
 
 pub use finalize::{EditLayout, InitLayout, TfraEntry, TrackLayout, TrackTotals};
-pub use muxer::{Fmp4Config, Fmp4Muxer};
+pub use muxer::{Fmp4Config, Fmp4Muxer, TracksFixed};
 pub use recover::{scan, RecoveredFile, ScanError, Source};
 
 /// Seconds between the MP4 epoch (1904-01-01) and the Unix epoch.

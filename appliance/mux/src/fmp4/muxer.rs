@@ -98,6 +98,10 @@ pub struct Fmp4Muxer {
     timestamp_fixes: u64,
 }
 
+/// The init segment is written: this file's tracks can no longer change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TracksFixed;
+
 /// Zeros for `free` padding boxes.
 static ZEROS: [u8; 4096] = [0; 4096];
 
@@ -133,8 +137,9 @@ impl Fmp4Muxer {
 
     /// Adopts a new track set if the init segment is not written yet (new tracks are
     /// added, changed ones replaced). Returns the tracks left out for their codec, or
-    /// `Err(())` when the file is already committed to its tracks (start a new file).
-    pub fn update_tracks(&mut self, tracks: &[TrackInfo]) -> Result<Vec<Unsupported>, ()> {
+    /// [`TracksFixed`] when the file is already committed to its tracks (start a new
+    /// file).
+    pub fn update_tracks(&mut self, tracks: &[TrackInfo]) -> Result<Vec<Unsupported>, TracksFixed> {
         if self.layout.is_some() {
             let same = tracks
                 .iter()
@@ -142,7 +147,11 @@ impl Fmp4Muxer {
                 .count()
                 == self.tracks.len()
                 && self.tracks.iter().all(|t| tracks.contains(&t.info));
-            return if same { Ok(Vec::new()) } else { Err(()) };
+            return if same {
+                Ok(Vec::new())
+            } else {
+                Err(TracksFixed)
+            };
         }
         let mut left_out = Vec::new();
         for info in tracks {
