@@ -172,20 +172,36 @@ impl ChunkDecoder {
         loop {
             match self.state {
                 State::Payload { stream, remaining } => {
-                    if input.is_empty() {
+                    // Bytes stashed while deciding a header can turn out to be payload
+                    // (see `read_header`): they come first.
+                    let stashed = self.header_len > 0;
+                    let available = if stashed {
+                        self.header_len
+                    } else {
+                        input.len()
+                    };
+                    if available == 0 {
                         return Ok(None);
                     }
-                    let n = (remaining as usize).min(input.len());
+                    let n = (remaining as usize).min(available);
                     let s = &mut self.streams[stream];
-                    if let Some(p) = s.partial.as_mut() {
-                        p.buf.extend_from_slice(&input[..n]);
+                    if stashed {
+                        if let Some(p) = s.partial.as_mut() {
+                            p.buf.extend_from_slice(&self.header[..n]);
+                        }
+                        self.header.copy_within(n..self.header_len, 0);
+                        self.header_len -= n;
+                    } else {
+                        if let Some(p) = s.partial.as_mut() {
+                            p.buf.extend_from_slice(&input[..n]);
+                        }
+                        *input = &input[n..];
+                        self.offset += n as u64;
                     }
-                    *input = &input[n..];
-                    self.offset += n as u64;
                     let remaining = remaining - n as u32;
                     if remaining > 0 {
                         self.state = State::Payload { stream, remaining };
-                        return Ok(None);
+                        continue;
                     }
                     self.state = State::Header;
                     if let Some(m) = self.take_if_complete(stream) {
@@ -253,11 +269,18 @@ impl ChunkDecoder {
                 *input = &input[take..];
                 Ok(None)
             }
-            Some(h) => {
+            Some(h) if h.len >= stashed => {
                 let from_input = h.len - stashed;
                 *input = &input[from_input..];
                 self.offset += from_input as u64;
                 self.header_len = 0;
+                Ok(Some(h))
+            }
+            Some(h) => {
+                // The header was shorter than the bytes stashed to decide it (an
+                // omitted extended timestamp): the rest is payload, kept in order.
+                self.header.copy_within(h.len..stashed, 0);
+                self.header_len = stashed - h.len;
                 Ok(Some(h))
             }
         }
@@ -591,12 +614,21 @@ mod tests {
         let mut without = with.clone();
         let cont = 1 + 11 + 4 + 128;
         without.drain(cont + 1..cont + 5);
+        let next = encode(128, &[(5, 10, 8, 1, vec![9; 3])]);
         for wire in [with, without] {
-            let mut d = ChunkDecoder::new(ChunkLimits::default(), 0);
-            let m = decode_all(&mut d, &wire);
-            assert_eq!(m.len(), 1);
-            assert_eq!(m[0].timestamp, ts);
-            assert_eq!(&m[0].payload[..], &[7; 200][..]);
+            let mut wire = wire.clone();
+            wire.extend_from_slice(&next);
+            // Split everywhere, including inside the ambiguous 4 bytes.
+            for split in 0..wire.len() {
+                let mut d = ChunkDecoder::new(ChunkLimits::default(), 0);
+                let mut m = decode_all(&mut d, &wire[..split]);
+                m.extend(decode_all(&mut d, &wire[split..]));
+                assert_eq!(m.len(), 2, "split {split}");
+                assert_eq!(m[0].timestamp, ts);
+                assert_eq!(&m[0].payload[..], &[7; 200][..], "split {split}");
+                assert_eq!(&m[1].payload[..], &[9; 3][..], "split {split}");
+                assert_eq!(d.offset(), wire.len() as u64);
+            }
         }
     }
 
