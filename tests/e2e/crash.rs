@@ -28,7 +28,19 @@ fn kill_9_mid_feed_leaves_a_playable_file_that_restart_recovers() {
     assert!(raw.duration >= 5.0, "only {} s survived", raw.duration);
     decode_all(&file).expect("decodes as left");
 
+    // A file nobody knows about: reported, never deleted.
+    let stray = d.recordings_dir().join("live/stray.mp4");
+    std::fs::write(&stray, b"not ours").unwrap();
+
     d.restart();
+    let orphans = d
+        .wait_for(Duration::from_secs(10), |d| {
+            let v = d.get("/v1/orphans");
+            (v["scan"] == "done").then_some(v)
+        })
+        .expect("orphan scan finished");
+    assert_eq!(orphans["files"], serde_json::json!(["live/stray.mp4"]));
+    assert!(stray.exists());
     let id = rec["id"].as_str().unwrap();
     let after = d.get(&format!("/v1/recordings/{id}"));
     assert_eq!(after["state"], "recovered", "{after}");
@@ -51,4 +63,43 @@ fn kill_9_mid_feed_leaves_a_playable_file_that_restart_recovers() {
     decode_all(&file).expect("decodes after recovery");
     assert!(seek_decodes(&file, 2.5));
     assert!(d.log().contains("recovered part"));
+}
+
+#[test]
+fn a_write_error_stops_only_that_recording_and_keeps_it_playable() {
+    let _g = serial();
+    // Files may not grow past 600 KiB: the 10 s feed (~1.3 MB) hits EFBIG mid-way.
+    let mut d = Daemon::start_limited(&[], Some(600 << 10));
+    let (ok, _) = finish(publish(&source(10, 25), &d.rtmp_url("live/big")));
+    assert!(ok, "the publisher is not disturbed");
+    let rec = d
+        .wait_for(Duration::from_secs(3), |d| {
+            d.recordings("?state=failed").into_iter().next()
+        })
+        .unwrap_or_else(|| panic!("no failed recording: {:?}", d.recordings("")));
+    assert_eq!(rec["stop_reason"], "write_error");
+    assert!(
+        rec["error"].as_str().unwrap().contains("File too large"),
+        "{rec}"
+    );
+    assert_eq!(rec["parts"][0]["state"], "failed");
+    let file = part_file(&d, &rec, 1);
+    let p = probe(&file);
+    let listed = rec["duration_ms"].as_u64().unwrap() as f64 / 1000.0;
+    println!("kept {listed} s: {p:?}");
+    assert!(p.duration > 1.0 && (p.duration - listed).abs() < 0.05);
+    decode_all(&file).expect("what was kept decodes");
+    assert!(std::fs::metadata(&file).unwrap().len() <= 600 << 10);
+    // The daemon carries on: a short feed records fine.
+    assert!(d.is_running());
+    let (ok, _) = finish(publish(&source(2, 25), &d.rtmp_url("live/small")));
+    assert!(ok);
+    let small = d
+        .wait_for(Duration::from_secs(3), |d| {
+            d.recordings("?stream=live/small&state=finalized")
+                .into_iter()
+                .next()
+        })
+        .expect("next recording works");
+    assert_eq!(probe(&part_file(&d, &small, 1)).stream("h264").packets, 50);
 }

@@ -60,11 +60,18 @@ pub struct Daemon {
     pub env: Vec<(String, String)>,
     log_path: PathBuf,
     runs: u32,
+    /// RLIMIT_FSIZE for the daemon, in bytes (fault injection: writes past it fail).
+    pub file_size_limit: Option<u64>,
 }
 
 impl Daemon {
     /// Starts edgerec with `env` (EDGEREC_* settings) on fresh ports and data dir.
     pub fn start(env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_limited(env, None)
+    }
+
+    /// Like [`Daemon::start`], with a file-size limit on the daemon's files.
+    pub fn start_limited(env: &[(&str, &str)], file_size_limit: Option<u64>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("edgerec-e2e")
             .tempdir_in(scratch())
@@ -80,6 +87,7 @@ impl Daemon {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             runs: 0,
+            file_size_limit,
         };
         d.spawn();
         d
@@ -108,6 +116,22 @@ impl Daemon {
             .stderr(log);
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        if let Some(limit) = self.file_size_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let l = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         self.child = Some(cmd.spawn().expect("starting edgerec"));
         let t = Instant::now();

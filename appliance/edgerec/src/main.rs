@@ -63,6 +63,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
+    // A file-size limit (RLIMIT_FSIZE) must fail the write with EFBIG, which the
+    // recorder handles (that recording stops, its file stays playable), instead of
+    // killing the daemon and every other recording with it.
+    // SAFETY: installing SIG_IGN for one signal before any thread starts.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let (config, api_key_env) = settings::load(&args)?;
     init_logging(config.log.format, &config.log.level)?;
     let api_key = settings::api_key(&config, api_key_env)?;

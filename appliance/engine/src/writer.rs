@@ -133,14 +133,7 @@ impl PartFile {
             let (r, _) = self.file.write_all_at(buf, batch.offset).await;
             r?;
         } else {
-            let (r, _) = self
-                .file
-                .writev_at_all(batch.chunks, Some(batch.offset))
-                .await;
-            let n = r?;
-            if n as u64 != batch.len {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
-            }
+            writev_all_at(&self.file, batch.chunks, batch.offset).await?;
         }
         self.len += batch.len;
         Ok(())
@@ -170,11 +163,7 @@ impl PartFile {
                 ),
             ));
         }
-        let (r, _) = self
-            .file
-            .writev_at_all(fin.append, Some(fin.append_offset))
-            .await;
-        r?;
+        writev_all_at(&self.file, fin.append, fin.append_offset).await?;
         self.len = fin.len;
         self.sync().await?;
         for p in fin.patches {
@@ -226,6 +215,51 @@ impl PartFile {
         }
         Ok(())
     }
+}
+
+/// Most iovecs one `writev` takes (Linux IOV_MAX).
+const IOV_MAX: usize = 1024;
+
+/// Writes every chunk at `offset` with as few `writev` ops as possible, resuming
+/// after short writes.
+///
+/// Hand-written: tokio-uring 0.5's `writev_at_all` hits `unreachable!()` on a short
+/// write — what the kernel returns at a file-size limit or on a full disk — which
+/// would take down the shard instead of failing one recording.
+pub async fn writev_all_at(
+    file: &File,
+    mut chunks: Vec<bytes::Bytes>,
+    mut offset: u64,
+) -> io::Result<()> {
+    chunks.retain(|c| !c.is_empty());
+    while !chunks.is_empty() {
+        let rest = if chunks.len() > IOV_MAX {
+            chunks.split_off(IOV_MAX)
+        } else {
+            Vec::new()
+        };
+        let (r, sent) = file.writev_at(chunks, offset).await;
+        let mut n = r?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "writev wrote nothing",
+            ));
+        }
+        offset += n as u64;
+        // Keep what was not written, in order: a partly written chunk is re-sliced.
+        chunks = Vec::with_capacity(sent.len() + rest.len());
+        for c in sent {
+            if n >= c.len() {
+                n -= c.len();
+            } else {
+                chunks.push(c.slice(n..));
+                n = 0;
+            }
+        }
+        chunks.extend(rest);
+    }
+    Ok(())
 }
 
 async fn open_new(path: &Path, direct: bool) -> io::Result<(File, bool)> {
@@ -459,6 +493,29 @@ mod tests {
             )
             .await
             .is_err());
+        });
+    }
+
+    #[test]
+    fn vectored_writes_survive_many_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        tokio_uring::start(async move {
+            let opts = WriterOptions {
+                o_direct: false,
+                preallocate: 0,
+            };
+            let (f, rel) = PartFile::create(&root, Path::new("v.bin"), opts)
+                .await
+                .unwrap();
+            // More chunks than one writev takes, some empty.
+            let chunks: Vec<Bytes> = (0..3000u32)
+                .map(|i| Bytes::from(vec![(i % 251) as u8; (i % 7) as usize]))
+                .collect();
+            let want: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            writev_all_at(&f.file, chunks, 0).await.unwrap();
+            f.close().await.unwrap();
+            assert_eq!(std::fs::read(root.join(rel)).unwrap(), want);
         });
     }
 
