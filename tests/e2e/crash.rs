@@ -103,3 +103,27 @@ fn a_write_error_stops_only_that_recording_and_keeps_it_playable() {
         .expect("next recording works");
     assert_eq!(probe(&part_file(&d, &small, 1)).stream("h264").packets, 50);
 }
+
+#[test]
+fn sigterm_finalizes_live_recordings_before_exit() {
+    let _g = serial();
+    let mut d = Daemon::start(&[]);
+    let publisher = publish(&source(10, 25), &d.rtmp_url("live/term"));
+    d.wait_for(Duration::from_secs(5), |d| {
+        d.recordings("")
+            .into_iter()
+            .find(|r| !r["parts"].as_array().unwrap().is_empty())
+    })
+    .expect("recording");
+    std::thread::sleep(Duration::from_secs(3));
+    d.restart(); // SIGTERM, wait, start again
+    let _ = finish(publisher);
+    let rec = d.recordings("").into_iter().next().unwrap();
+    assert_eq!(rec["state"], "finalized", "{rec}");
+    assert_eq!(rec["stop_reason"], "shutdown");
+    let file = part_file(&d, &rec, 1);
+    let p = probe(&file);
+    assert!(p.duration >= 2.0, "{p:?}");
+    decode_all(&file).unwrap();
+    assert!(d.log().contains("shutting down: finalizing recordings"));
+}

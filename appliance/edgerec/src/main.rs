@@ -20,7 +20,9 @@ use tracing::{error, info};
     after_help = "Every setting has an embedded default. Layers, later wins: defaults, the \
 TOML file given with --config, EDGEREC_* environment variables (nested keys joined with \
 \"__\", e.g. EDGEREC_STORAGE__MIN_FREE=2G; EDGEREC_API_KEY sets the admin token), then \
-these flags. `edgerec config` prints every setting with its default and meaning."
+these flags. `edgerec config` prints every setting with its default and meaning \
+(also shown by --help).",
+    after_long_help = edgerec_engine::config::REFERENCE
 )]
 struct Cli {
     #[command(subcommand)]
