@@ -331,14 +331,3 @@ impl Engine {
         info!("engine stopped");
     }
 }
-
-/// Awaits all futures concurrently (a few lines instead of a `futures` dependency).
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl IntoIterator<Item = F>) {
-    let mut set = Vec::new();
-    for f in futs {
-        set.push(Box::pin(f));
-    }
-    for f in set {
-        f.await;
-    }
-}

@@ -280,10 +280,7 @@ pub fn decode_all(data: &[u8], limits: Amf0Limits) -> Result<Vec<Amf0Value>, Amf
 fn put_short_string(out: &mut BytesMut, s: &str) {
     // Keys and short strings longer than u16 cannot be AMF0-encoded; cut them on a
     // character boundary rather than emit a corrupt length.
-    let mut end = s.len().min(u16::MAX as usize);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = s.floor_char_boundary(u16::MAX as usize);
     out.put_u16(end as u16);
     out.put_slice(&s.as_bytes()[..end]);
 }
