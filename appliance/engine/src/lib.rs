@@ -308,17 +308,21 @@ impl Engine {
             streams = streams.len(),
             "shutting down: finalizing recordings"
         );
-        let waits = streams.into_iter().map(|s| async move {
-            let (reply, rx) = oneshot::channel();
-            if s.commands
-                .send(StreamCommand::Shutdown { reply })
-                .await
-                .is_ok()
-            {
-                let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
-            }
-        });
-        futures_join_all(waits).await;
+        // Every stream finalizes at once (each on its own shard); wait for all.
+        let mut waits = tokio::task::JoinSet::new();
+        for s in streams {
+            waits.spawn(async move {
+                let (reply, rx) = oneshot::channel();
+                if s.commands
+                    .send(StreamCommand::Shutdown { reply })
+                    .await
+                    .is_ok()
+                {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+                }
+            });
+        }
+        waits.join_all().await;
         let _ = self.stop.send(true);
         let shards = self.shards;
         let _ = tokio::task::spawn_blocking(move || {
