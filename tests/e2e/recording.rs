@@ -223,3 +223,51 @@ fn recordings_start_and_stop_on_demand_with_per_call_settings() {
     assert!(!file.exists());
     assert_eq!(d.api("GET", &format!("/v1/recordings/{id}"), None).0, 404);
 }
+
+#[test]
+fn mp3_is_recorded_and_g711_is_reported_as_not_recordable_in_mp4() {
+    let _g = serial();
+    let d = Daemon::start(&[]);
+    let mp3 = source_with_audio("h264_mp3", 4, &["-c:a", "libmp3lame", "-b:a", "64k"]);
+    let alaw = source_with_audio(
+        "h264_alaw",
+        4,
+        &["-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"],
+    );
+    for (file, stream) in [(&mp3, "live/mp3"), (&alaw, "live/alaw")] {
+        let (ok, err) = finish(publish(file, &d.rtmp_url(stream)));
+        assert!(ok, "{stream}: {err}");
+    }
+    let get = |stream: &str| {
+        d.wait_for(Duration::from_secs(3), |d| {
+            d.recordings(&format!("?stream={stream}&state=finalized"))
+                .into_iter()
+                .next()
+        })
+        .unwrap_or_else(|| panic!("{stream} not finalized"))
+    };
+
+    let rec = get("live/mp3");
+    let want = probe(&mp3);
+    let got = probe(&part_file(&d, &rec, 1));
+    assert_eq!(rec["tracks"][1]["codec"], "mp3");
+    assert_eq!(rec["tracks"][1]["recorded"], true);
+    assert_eq!(got.stream("mp3").packets, want.stream("mp3").packets);
+    assert_eq!(got.stream("h264").packets, want.stream("h264").packets);
+    decode_all(&part_file(&d, &rec, 1)).unwrap();
+
+    let rec = get("live/alaw");
+    let audio = &rec["tracks"][1];
+    assert_eq!(audio["codec"], "pcma");
+    assert_eq!(audio["recorded"], false, "{rec}");
+    assert!(audio["note"]
+        .as_str()
+        .unwrap()
+        .contains("cannot be recorded in mp4"));
+    let got = probe(&part_file(&d, &rec, 1));
+    assert_eq!(got.streams.len(), 1, "video only: {got:?}");
+    assert_eq!(
+        got.stream("h264").packets,
+        probe(&alaw).stream("h264").packets
+    );
+}

@@ -348,6 +348,49 @@ pub fn source(secs: u32, gop: u32) -> PathBuf {
     path
 }
 
+/// A source with H.264 video and the given audio encoder arguments (e.g.
+/// `["-c:a", "libmp3lame"]`), as an FLV so any FLV audio codec fits.
+pub fn source_with_audio(name: &str, secs: u32, audio: &[&str]) -> PathBuf {
+    let dir = scratch().join("media");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}_{secs}s.flv"));
+    if path.exists() {
+        return path;
+    }
+    let tmp = dir.join(format!(".{name}.{}.flv", std::process::id()));
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "25",
+        ])
+        .args(audio)
+        .args(["-f", "flv"])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
 /// Publishes `file` in real time with ffmpeg (`-re -c copy -f flv`).
 pub fn publish(file: &Path, url: &str) -> Child {
     Command::new("ffmpeg")
