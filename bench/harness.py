@@ -1,0 +1,647 @@
+#!/usr/bin/python3
+"""Side-by-side recording benchmark: edgerec, nginx-rtmp, ffmpeg and GStreamer under
+the same load from edgerec-loadgen, one system at a time, on this machine.
+
+Called by bench/run (which installs what it needs); see bench/README.md. Every system
+is a child of this script, so os.wait4 gives its exact CPU time, peak RSS and block
+writes. Every output file is counted with ffprobe against what the generator sent.
+"""
+
+import argparse
+import concurrent.futures
+import datetime
+import glob
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYSTEMS = ["edgerec", "nginx-rtmp", "ffmpeg", "gstreamer"]
+API_KEY = "bench-key"
+GIVE_UP_S = 5.0
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_ports():
+    """Local TCP ports in LISTEN state (from /proc/net/tcp{,6})."""
+    ports = set()
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(f) as fh:
+                next(fh)
+                for line in fh:
+                    parts = line.split()
+                    if parts[3] == "0A":
+                        ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:
+            pass
+    return ports
+
+
+def wait_listening(ports, timeout):
+    deadline = time.time() + timeout
+    want = set(ports)
+    while time.time() < deadline:
+        if want <= listening_ports():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class Proc:
+    """A child process whose rusage is collected when it is reaped."""
+
+    def __init__(self, argv, log_path, env=None, err_path=None):
+        self.argv = argv
+        self.log = open(log_path, "wb")
+        err = open(err_path, "wb") if err_path else subprocess.STDOUT
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=err,
+                                  stdin=subprocess.DEVNULL, env=env)
+        if err_path:
+            err.close()
+        self.rusage = None
+        self.status = None
+
+    def signal(self, sig):
+        if self.rusage is None:
+            try:
+                # Not Popen.send_signal: it polls, and reaping there loses the rusage.
+                os.kill(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def reap(self, timeout):
+        """Waits up to `timeout` s; returns False if still running."""
+        deadline = time.time() + timeout
+        while self.rusage is None:
+            pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+            if pid == self.p.pid:
+                self.status, self.rusage = status, ru
+                self.p.returncode = os.waitstatus_to_exitcode(status)
+                self.log.close()
+                return True
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self, sig, timeout):
+        self.signal(sig)
+        if not self.reap(timeout):
+            log(f"  {self.argv[0]} did not exit on {sig}; killing")
+            self.p.kill()
+            self.reap(30)
+
+
+def usage(procs):
+    cpu = sum(p.rusage.ru_utime + p.rusage.ru_stime for p in procs)
+    rss = sum(p.rusage.ru_maxrss for p in procs) * 1024
+    written = sum(p.rusage.ru_oublock for p in procs) * 512
+    return cpu, rss, written
+
+
+# ---------------------------------------------------------------- systems under test
+
+
+class Edgerec:
+    name = "edgerec"
+
+    def __init__(self, bins, work, n):
+        self.bins, self.work, self.n = bins, work, n
+        self.http, self.rtmp = free_port(), free_port()
+        self.url = f"rtmp://127.0.0.1:{self.rtmp}/live/feed{{i}}"
+
+    def start(self):
+        env = dict(os.environ, EDGEREC_API_KEY=API_KEY, RUST_LOG="warn")
+        self.procs = [Proc([os.path.join(self.bins, "edgerec"), "serve",
+                            "--data-dir", os.path.join(self.work, "data"),
+                            "--http", f"127.0.0.1:{self.http}",
+                            "--rtmp", f"127.0.0.1:{self.rtmp}"],
+                           os.path.join(self.work, "edgerec.log"), env)]
+        if not wait_listening([self.http, self.rtmp], 30):
+            raise RuntimeError("edgerec did not start listening")
+
+    def after_load(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=10) as r:
+            self.metrics = r.read().decode()
+
+    def stop(self):
+        self.procs[0].stop(signal.SIGTERM, 120)
+
+    def outputs(self, i):
+        return sorted(glob.glob(os.path.join(self.work, "data/recordings/live", f"feed{i}", "**", "*.mp4"),
+                                recursive=True))
+
+    def extra(self):
+        return {"write_latency": histogram_quantiles(self.metrics, "edgerec_write_latency_seconds"),
+                "frames_dropped": metric_sum(self.metrics, "edgerec_frames_dropped_total")}
+
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+error_log {work}/error.log warn;
+pid {work}/nginx.pid;
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+events {{ worker_connections 16384; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{port};
+    chunk_size 4096;
+    application live {{
+      live on;
+{record}
+    }}
+  }}
+}}
+"""
+
+
+def start_nginx(work, port, record):
+    os.makedirs(os.path.join(work, "nginx"), exist_ok=True)
+    rec = ""
+    if record:
+        out = os.path.join(work, "out")
+        os.makedirs(out, exist_ok=True)
+        rec = f"      record all;\n      record_path {out};\n      record_unique off;"
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(work=work, port=port, record=rec))
+    p = Proc(["nginx", "-p", os.path.join(work, "nginx"), "-c", conf],
+             os.path.join(work, "nginx.log"))
+    if not wait_listening([port], 20):
+        raise RuntimeError("nginx did not start listening (see nginx.log)")
+    return p
+
+
+class NginxRtmp:
+    name = "nginx-rtmp"
+
+    def __init__(self, bins, work, n):
+        self.work, self.n = work, n
+        self.port = free_port()
+        self.url = f"rtmp://127.0.0.1:{self.port}/live/feed{{i}}"
+
+    def start(self):
+        self.procs = [start_nginx(self.work, self.port, record=True)]
+
+    def after_load(self):
+        pass
+
+    def stop(self):
+        self.procs[0].stop(signal.SIGQUIT, 60)
+
+    def outputs(self, i):
+        return sorted(glob.glob(os.path.join(self.work, "out", f"feed{i}.flv")))
+
+    def extra(self):
+        return {}
+
+
+class FfmpegPerFeed:
+    name = "ffmpeg"
+
+    def __init__(self, bins, work, n):
+        self.work, self.n = work, n
+        self.base = 30000
+        self.url = "rtmp://127.0.0.1:{port}/live/feed{i}"
+
+    def start(self):
+        out = os.path.join(self.work, "out")
+        os.makedirs(out, exist_ok=True)
+        self.procs = []
+        for i in range(self.n):
+            port = self.base + i
+            self.procs.append(Proc(
+                ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-listen", "1",
+                 "-i", f"rtmp://127.0.0.1:{port}/live/feed{i}", "-c", "copy", "-f", "mp4",
+                 os.path.join(out, f"feed{i}.mp4")],
+                os.path.join(self.work, f"ffmpeg{i}.log")))
+        if not wait_listening([self.base + i for i in range(self.n)], 120):
+            raise RuntimeError("not every ffmpeg listener came up")
+
+    def after_load(self):
+        pass
+
+    def stop(self):
+        # Each ffmpeg finalizes and exits when its publisher leaves.
+        deadline = time.time() + 60
+        for p in self.procs:
+            if not p.reap(max(0.0, deadline - time.time())):
+                p.stop(signal.SIGINT, 20)
+
+    def outputs(self, i):
+        return sorted(glob.glob(os.path.join(self.work, "out", f"feed{i}.mp4")))
+
+    def extra(self):
+        return {}
+
+
+class Gstreamer:
+    """GStreamer has no RTMP server element: rtmp2src plays each feed from an
+    nginx-rtmp relay (live, no recording). Only the GStreamer process is measured."""
+
+    name = "gstreamer"
+
+    def __init__(self, bins, work, n):
+        self.work, self.n = work, n
+        self.port = free_port()
+        self.url = f"rtmp://127.0.0.1:{self.port}/live/feed{{i}}"
+
+    def start(self):
+        self.relay = start_nginx(self.work, self.port, record=False)
+        out = os.path.join(self.work, "out")
+        os.makedirs(out, exist_ok=True)
+        argv = ["gst-launch-1.0", "-q", "-e"]
+        for i in range(self.n):
+            argv += ["rtmp2src", f"location=rtmp://127.0.0.1:{self.port}/live/feed{i}", "!",
+                     "flvdemux", f"name=d{i}",
+                     f"d{i}.video", "!", "queue", "!", "h264parse", "!", "mp4mux", f"name=m{i}", "!",
+                     "filesink", f"location={out}/feed{i}.mp4",
+                     f"d{i}.audio", "!", "queue", "!", "aacparse", "!", f"m{i}."]
+        self.procs = [Proc(argv, os.path.join(self.work, "gst.log"))]
+        # Give every rtmp2src time to connect and subscribe before the feeds start.
+        deadline = time.time() + 30 + self.n * 0.05
+        while time.time() < deadline and self.players() < self.n:
+            time.sleep(0.25)
+
+    def players(self):
+        # Established connections to the relay from GStreamer's side.
+        n = 0
+        with open("/proc/net/tcp") as fh:
+            next(fh)
+            for line in fh:
+                parts = line.split()
+                if parts[3] == "01" and int(parts[2].rsplit(":", 1)[1], 16) == self.port:
+                    n += 1
+        return n
+
+    def after_load(self):
+        time.sleep(1)
+
+    def stop(self):
+        self.procs[0].stop(signal.SIGINT, 120)
+        self.relay.stop(signal.SIGQUIT, 30)
+
+    def outputs(self, i):
+        return sorted(glob.glob(os.path.join(self.work, "out", f"feed{i}.mp4")))
+
+    def extra(self):
+        cpu, rss, _ = usage([self.relay])
+        return {"relay_cpu_s": cpu, "relay_rss": rss}
+
+
+CLASSES = {c.name: c for c in (Edgerec, NginxRtmp, FfmpegPerFeed, Gstreamer)}
+
+
+def histogram_quantiles(text, name):
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return {}
+    total = buckets[-1][1]
+    out = {"count": int(total)}
+    for q in (0.5, 0.99):
+        out[f"p{int(q * 100)}_le_ms"] = next((le * 1000 for le, c in buckets if c >= q * total), None)
+    return out
+
+
+def metric_sum(text, name):
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith(name) and not l.startswith("#"))
+
+
+# ---------------------------------------------------------------- one run
+
+
+def count_frames(path):
+    r = subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-show_entries",
+                        "stream=codec_type,nb_read_packets", "-of", "json", path],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    v = a = 0
+    for s in json.loads(r.stdout).get("streams", []):
+        n = int(s.get("nb_read_packets") or 0)
+        if s.get("codec_type") == "video":
+            v += n
+        elif s.get("codec_type") == "audio":
+            a += n
+    return v, a
+
+
+def run_one(system, n, args, bins, scratch):
+    work = os.path.join(scratch, f"{system}-{n}")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    sut = CLASSES[system](bins, work, n)
+    log(f"== {system}, {n} feeds x {args.duration:g} s")
+    t0 = time.time()
+    sut.start()
+    gen = Proc([os.path.join(bins, "edgerec-loadgen"), "--source", args.source, "--feeds", str(n),
+                "--duration", str(args.duration), "--url", sut.url, "--ramp", str(args.ramp),
+                "--give-up", str(GIVE_UP_S), "--base-port", str(getattr(sut, "base", 0))],
+               os.path.join(work, "loadgen.json"), err_path=os.path.join(work, "loadgen.log"))
+    gen.reap(args.duration + args.ramp + 120)
+    if gen.rusage is None:
+        gen.stop(signal.SIGKILL, 10)
+    try:
+        sut.after_load()
+    except Exception as e:  # a crashed system has no metrics to give
+        log(f"  after load: {e}")
+    sut.stop()
+    wall = time.time() - t0
+    with open(os.path.join(work, "loadgen.json")) as fh:
+        text = fh.read()
+    try:
+        lg = json.loads(text)
+    except ValueError:
+        with open(os.path.join(work, "loadgen.log")) as fh:
+            raise RuntimeError(f"load generator failed: {fh.read()[-2000:]}")
+    cpu, rss, blocks = usage(sut.procs)
+    gen_cpu = gen.rusage.ru_utime + gen.rusage.ru_stime
+
+    # Every feed's output against what was due (a live source does not wait).
+    due_v, due_a = lg["video_scheduled"], lg["audio_scheduled"]
+    files = {i: sut.outputs(i) for i in range(n)}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+        counts = dict(zip(
+            [(i, f) for i in files for f in files[i]],
+            ex.map(count_frames, [f for i in files for f in files[i]])))
+    lost = extra = unreadable = 0
+    out_bytes = 0
+    for i in range(n):
+        v = a = 0
+        for f in files[i]:
+            out_bytes += os.path.getsize(f)
+            c = counts[(i, f)]
+            if c is None:
+                unreadable += 1
+                continue
+            v, a = v + c[0], a + c[1]
+        lost += max(0, due_v - v) + max(0, due_a - a)
+        extra += max(0, v - due_v) + max(0, a - due_a)
+    feed_seconds = n * args.duration
+    res = {
+        "system": system,
+        "feeds": n,
+        "duration_s": args.duration,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 3),
+        "cpu_ms_per_feed_s": round(cpu * 1000 / feed_seconds, 3),
+        "peak_rss_bytes": rss,
+        "rss_per_feed_bytes": rss // n,
+        "output_bytes_per_feed_s": round(out_bytes / feed_seconds),
+        "disk_write_bytes_per_feed_s": round(blocks / feed_seconds),
+        "frames_due": n * (due_v + due_a),
+        "frames_lost": lost,
+        "frames_extra": extra,
+        "files_unreadable": unreadable,
+        "feeds_failed": lg["feeds_failed"],
+        "max_lag_ms": lg["max_lag_ms"],
+        "loadgen_cpu_s": round(gen_cpu, 3),
+        "loadgen_cpu_ms_per_feed_s": round(gen_cpu * 1000 / feed_seconds, 3),
+        "loadgen_rss_bytes": gen.rusage.ru_maxrss * 1024,
+        "sut_exit": [p.p.returncode for p in sut.procs][:3],
+    }
+    res.update(sut.extra())
+    log(f"   cpu {res['cpu_ms_per_feed_s']} ms/feed-s, rss {rss / 2**20:.1f} MiB "
+        f"({res['rss_per_feed_bytes'] / 1024:.0f} KiB/feed), lost {lost}/{res['frames_due']}, "
+        f"failed feeds {lg['feeds_failed']}, max lag {lg['max_lag_ms']} ms, "
+        f"loadgen {res['loadgen_cpu_ms_per_feed_s']} ms/feed-s, {wall:.0f} s")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+def fell_over(r):
+    return (r["feeds_failed"] > 0 or r["files_unreadable"] > 0
+            or r["frames_lost"] > 0.005 * r["frames_due"] or r["max_lag_ms"] > GIVE_UP_S * 1000)
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine_line():
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} vCPU {cpu}, {mem:.0f} GiB RAM, Linux {platform.release()}"
+
+
+def versions():
+    def first(cmd):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            return (out.stdout + out.stderr).strip().splitlines()[0]
+        except Exception:
+            return "?"
+    return {"nginx": first(["nginx", "-v"]), "ffmpeg": first(["ffmpeg", "-version"]),
+            "gstreamer": first(["gst-launch-1.0", "--version"])}
+
+
+def ratio(x, y):
+    return f"{x / y:.1f}×" if y else "–"
+
+
+def report(results, micro, args, out_dir, started):
+    by = {(r["system"], r["feeds"]): r for r in results}
+    lines = [f"# edgerec bench — {started:%Y-%m-%d %H:%M} UTC", "",
+             f"Machine: {machine_line()}. Load: edgerec-loadgen, {args.duration:g} s per feed of "
+             f"{args.source_desc}, publishers started over {args.ramp:g} s. "
+             f"Build: {args.profile}.", "",
+             "Per system and number of feeds N: CPU-seconds per feed-second (user+sys of every "
+             "process of the system, from wait4), peak resident memory per feed (sum of the "
+             "processes' peaks / N), bytes written to disk per feed-second (block writes, from "
+             "wait4), frames lost (every output file counted by ffprobe against the frames due), "
+             "and ratios to edgerec at the same N (higher = edgerec better).", "",
+             "| system | N | CPU ms / feed-s | × edgerec | RSS / feed | × edgerec | disk KB / feed-s "
+             "| frames lost | generator CPU ms / feed-s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        e = by.get(("edgerec", r["feeds"]))
+        lines.append(
+            f"| {r['system']} | {r['feeds']} | {r['cpu_ms_per_feed_s']:.2f} | "
+            f"{ratio(r['cpu_ms_per_feed_s'], e['cpu_ms_per_feed_s']) if e else '–'} | "
+            f"{r['rss_per_feed_bytes'] / 1024:.0f} KiB | "
+            f"{ratio(r['rss_per_feed_bytes'], e['rss_per_feed_bytes']) if e else '–'} | "
+            f"{r['disk_write_bytes_per_feed_s'] / 1000:.0f} | "
+            f"{r['frames_lost']} / {r['frames_due']}{' (fell over)' if fell_over(r) else ''} | "
+            f"{r['loadgen_cpu_ms_per_feed_s']:.2f} |")
+    stopped = sorted({r["system"] for r in results if fell_over(r)})
+    lines += ["", "A system that loses more than 0.5% of frames, fails a feed or falls more than "
+              f"{GIVE_UP_S:g} s behind is not run at larger N"
+              + (f" (stopped: {', '.join(stopped)})." if stopped else "."), ""]
+    ed = [r for r in results if r["system"] == "edgerec"]
+    if ed:
+        lines += ["## edgerec write latency (from /metrics, per fragment write)", "",
+                  "| N | writes | p50 ≤ | p99 ≤ |", "|---:|---:|---:|---:|"]
+        for r in ed:
+            w = r.get("write_latency") or {}
+            lines.append(f"| {r['feeds']} | {w.get('count', 0)} | {w.get('p50_le_ms')} ms | "
+                         f"{w.get('p99_le_ms')} ms |")
+        held = [r["feeds"] for r in ed if r["frames_lost"] == 0 and not fell_over(r)]
+        lines += ["", "## Scaling", "",
+                  f"Largest N run with zero frames lost: **{max(held) if held else 0}** "
+                  f"(of {', '.join(str(r['feeds']) for r in ed)}). {scaling_note(ed, results)}", ""]
+    g = [r for r in results if r["system"] == "gstreamer"]
+    if g:
+        lines += ["GStreamer cannot accept an RTMP publish, so it plays each feed from an nginx-rtmp "
+                  "relay (`live on`, no recording); only the GStreamer process is counted "
+                  "(the relay used " + ", ".join(
+                      f"{r['relay_cpu_s'] * 1000 / (r['feeds'] * r['duration_s']):.2f}"
+                      for r in g if "relay_cpu_s" in r) + " ms / feed-s).", ""]
+    if micro:
+        lines += ["## Micro benchmarks (criterion, one core)", "",
+                  "| hot path | time per 10 s of media | throughput |", "|---|---:|---:|"]
+        for m in micro:
+            lines.append(f"| {m['id']} | {m['mean_ns'] / 1e6:.2f} ms | {m['mib_per_s']:.0f} MiB/s |")
+        lines.append("")
+    lines += ["Versions: " + "; ".join(f"{k}: {v}" for k, v in versions().items()), ""]
+    with open(os.path.join(out_dir, "results.md"), "w") as fh:
+        fh.write("\n".join(lines))
+    with open(os.path.join(out_dir, "results.json"), "w") as fh:
+        json.dump({"started": started.isoformat(), "machine": machine_line(), "results": results,
+                   "micro": micro}, fh, indent=1)
+    plot(results, os.path.join(out_dir, "cpu_mem_per_feed.png"))
+    log("\n".join(lines))
+
+
+def scaling_note(ed, results):
+    last = ed[-1]
+    cores = os.cpu_count() or 1
+    busy = (last["cpu_s"] + last["loadgen_cpu_s"]) / (last["wall_s"] * cores)
+    rss = last["peak_rss_bytes"] / (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    p99 = (last.get("write_latency") or {}).get("p99_le_ms") or 0
+    first = "CPU" if busy > 0.8 else "disk" if p99 >= 500 else "memory" if rss > 0.5 else None
+    desc = (f"At N = {last['feeds']}: edgerec and the generator kept the {cores} cores "
+            f"{busy * 100:.0f}% busy over the run, edgerec's peak RSS was {rss * 100:.1f}% of RAM, "
+            f"fragment write p99 ≤ {p99} ms.")
+    return desc + (f" First resource to run out: **{first}**." if first else
+                   " No resource was exhausted at the largest N run.")
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for s in SYSTEMS:
+        rs = [r for r in results if r["system"] == s]
+        if not rs:
+            continue
+        ns = [r["feeds"] for r in rs]
+        ax1.plot(ns, [r["cpu_ms_per_feed_s"] for r in rs], marker="o", label=s)
+        ax2.plot(ns, [r["rss_per_feed_bytes"] / 2**20 for r in rs], marker="o", label=s)
+    for ax, title in ((ax1, "CPU ms per feed-second"), (ax2, "peak RSS per feed (MiB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent feeds (N)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# ---------------------------------------------------------------- micro benchmarks
+
+
+def micro_benchmarks(args):
+    env = dict(os.environ, EDGEREC_BENCH_SOURCE=args.source)
+    cmd = ["cargo", "bench", "-q", "-p", "edgerec-bench", "--bench", "hotpaths", "--",
+           "--warm-up-time", "1", "--measurement-time", "3"]
+    log("== micro benchmarks: " + " ".join(cmd))
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=sys.stderr)
+    out = []
+    for f in sorted(glob.glob(os.path.join(ROOT, "target/criterion/*/*/new/benchmark.json"))):
+        with open(f) as fh:
+            b = json.load(fh)
+        with open(os.path.join(os.path.dirname(f), "estimates.json")) as fh:
+            mean = json.load(fh)["mean"]["point_estimate"]
+        tp = (b.get("throughput") or {}).get("Bytes", 0)
+        out.append({"id": b["full_id"], "mean_ns": mean, "bytes": tp,
+                    "mib_per_s": tp / (mean / 1e9) / 2**20 if mean else 0})
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bins", required=True, help="directory with edgerec and edgerec-loadgen")
+    ap.add_argument("--profile", default="release")
+    ap.add_argument("--source", required=True)
+    ap.add_argument("--source-desc", default="the source")
+    ap.add_argument("--feeds", default="10,50,100,200,500")
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--ramp", type=float, default=2.0)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--scratch", required=True)
+    ap.add_argument("--micro", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep recordings and logs")
+    args = ap.parse_args()
+    for a in ("bins", "source", "out", "scratch"):
+        setattr(args, a, os.path.abspath(getattr(args, a)))
+    started = datetime.datetime.now(datetime.timezone.utc)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.scratch, exist_ok=True)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    results, stopped = [], set()
+    for n in [int(x) for x in args.feeds.split(",")]:
+        for s in args.systems.split(","):
+            if s in stopped:
+                continue
+            prev = [r for r in results if r["system"] == s]
+            if prev and prev[-1]["rss_per_feed_bytes"] * n > 0.6 * ram:
+                log(f"== {s}, {n} feeds: skipped, would need more than 60% of RAM")
+                stopped.add(s)
+                continue
+            try:
+                r = run_one(s, n, args, args.bins, args.scratch)
+            except Exception as e:
+                log(f"   {s} at {n} feeds failed: {e}")
+                stopped.add(s)
+                continue
+            results.append(r)
+            if fell_over(r):
+                stopped.add(s)
+    micro = micro_benchmarks(args) if args.micro else []
+    report(results, micro, args, args.out, started)
+    if not [r for r in results if r["system"] == "edgerec" and r["frames_lost"] == 0]:
+        log("edgerec lost frames at every N")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

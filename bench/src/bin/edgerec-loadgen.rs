@@ -1,0 +1,310 @@
+//! edgerec-loadgen: N concurrent RTMP publishers replaying one pre-encoded FLV file at
+//! real-time pace, each with its own timestamp offset, on one thread.
+//!
+//! Prints a JSON report (frames sent per feed against the frames scheduled, worst lag
+//! behind real time, its own CPU and memory) so the harness can count lost frames and
+//! show that the generator costs far less than the system under test.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::{Bytes, BytesMut};
+use clap::Parser;
+use edgerec_bench::publisher::Publisher;
+use edgerec_bench::source::{Source, TagKind};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout, Instant};
+
+#[derive(Parser, Debug, Clone)]
+#[command(version, about)]
+struct Args {
+    /// FLV file to replay (H.264 + AAC, as `ffmpeg -f flv` writes it).
+    #[arg(long)]
+    source: std::path::PathBuf,
+    /// Number of concurrent publishers.
+    #[arg(long, default_value_t = 10)]
+    feeds: u32,
+    /// Seconds of media each publisher sends (the source loops).
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Publish URL; `{i}` is the feed number, `{port}` is `--base-port` + `{i}`.
+    #[arg(long, default_value = "rtmp://127.0.0.1:1935/live/feed{i}")]
+    url: String,
+    #[arg(long, default_value_t = 20000)]
+    base_port: u32,
+    /// Publishers start spread over this many seconds.
+    #[arg(long, default_value_t = 2.0)]
+    ramp: f64,
+    /// A publisher further behind real time than this gives up (a live encoder would
+    /// be dropping frames by then); what it did not send counts as lost.
+    #[arg(long, default_value_t = 5.0)]
+    give_up: f64,
+    /// Seconds to keep trying to connect (servers that start listening late).
+    #[arg(long, default_value_t = 15.0)]
+    connect_timeout: f64,
+}
+
+#[derive(Serialize, Default)]
+struct FeedReport {
+    feed: u32,
+    url: String,
+    live: bool,
+    video_sent: u64,
+    audio_sent: u64,
+    bytes_sent: u64,
+    max_lag_ms: u64,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    feeds: u32,
+    duration_s: f64,
+    /// Frames each publisher is due to send in `duration_s`.
+    video_scheduled: u64,
+    audio_scheduled: u64,
+    feeds_live: u32,
+    feeds_failed: u32,
+    video_sent: u64,
+    audio_sent: u64,
+    bytes_sent: u64,
+    max_lag_ms: u64,
+    wall_s: f64,
+    cpu_user_s: f64,
+    cpu_sys_s: f64,
+    max_rss_kib: i64,
+    per_feed: Vec<FeedReport>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let file = std::fs::read(&args.source)
+        .with_context(|| format!("reading {}", args.source.display()))?;
+    let source = Rc::new(Source::parse(Bytes::from(file)).context("parsing the source")?);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let started = Instant::now();
+    let per_feed = local.block_on(&rt, async {
+        let mut handles = Vec::new();
+        for i in 0..args.feeds {
+            let (args, source) = (args.clone(), source.clone());
+            let delay = Duration::from_secs_f64(args.ramp * i as f64 / args.feeds.max(1) as f64);
+            handles.push(tokio::task::spawn_local(async move {
+                let url = args
+                    .url
+                    .replace("{port}", &(args.base_port + i).to_string())
+                    .replace("{i}", &i.to_string());
+                let mut r = FeedReport {
+                    feed: i,
+                    url: url.clone(),
+                    ..Default::default()
+                };
+                tokio::time::sleep(delay).await;
+                if let Err(e) = run_feed(&args, &source, i, &url, &mut r).await {
+                    r.error = Some(format!("{e:#}"));
+                }
+                r
+            }));
+        }
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.expect("feed task"));
+        }
+        out
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let (video_scheduled, audio_scheduled) = source.frames_in((args.duration * 1000.0) as u64);
+    let ru = rusage();
+    let report = Report {
+        feeds: args.feeds,
+        duration_s: args.duration,
+        video_scheduled,
+        audio_scheduled,
+        feeds_live: per_feed.iter().filter(|f| f.live).count() as u32,
+        feeds_failed: per_feed.iter().filter(|f| f.error.is_some()).count() as u32,
+        video_sent: per_feed.iter().map(|f| f.video_sent).sum(),
+        audio_sent: per_feed.iter().map(|f| f.audio_sent).sum(),
+        bytes_sent: per_feed.iter().map(|f| f.bytes_sent).sum(),
+        max_lag_ms: per_feed.iter().map(|f| f.max_lag_ms).max().unwrap_or(0),
+        wall_s: wall,
+        cpu_user_s: tv(ru.ru_utime),
+        cpu_sys_s: tv(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss,
+        per_feed,
+    };
+    for f in report.per_feed.iter().filter(|f| f.error.is_some()).take(5) {
+        eprintln!(
+            "feed {} ({}): {}",
+            f.feed,
+            f.url,
+            f.error.as_deref().unwrap_or("")
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn rusage() -> libc::rusage {
+    // SAFETY: getrusage fills the struct it is given; zeroed is a valid rusage.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    }
+}
+
+fn tv(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+/// `rtmp://host:port/app/name` → (host:port, app, name, tcUrl).
+fn split_url(url: &str) -> Result<(String, String, String, String)> {
+    let rest = url
+        .strip_prefix("rtmp://")
+        .context("URL must start with rtmp://")?;
+    let (host, path) = rest.split_once('/').context("URL has no app")?;
+    let (app, name) = path.split_once('/').context("URL has no stream name")?;
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:1935")
+    };
+    let tc_url = format!("rtmp://{host}/{app}");
+    Ok((host, app.into(), name.into(), tc_url))
+}
+
+async fn connect(addr: &str, within: Duration) -> Result<TcpStream> {
+    let deadline = Instant::now() + within;
+    loop {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() >= deadline => return Err(e).context("connecting"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn run_feed(
+    args: &Args,
+    source: &Source,
+    i: u32,
+    url: &str,
+    r: &mut FeedReport,
+) -> Result<()> {
+    let (addr, app, name, tc_url) = split_url(url)?;
+    let stream = connect(&addr, Duration::from_secs_f64(args.connect_timeout)).await?;
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    let publisher = Rc::new(RefCell::new(Publisher::new(
+        &app,
+        &name,
+        &tc_url,
+        i as u64 + 1,
+    )));
+
+    // Handshake and publish, request by response.
+    let mut buf = vec![0u8; 16 * 1024];
+    let setup = async {
+        loop {
+            let out = publisher.borrow_mut().take_output();
+            if let Some(b) = out {
+                wr.write_all(&b).await?;
+            }
+            if publisher.borrow().is_live() {
+                return Ok::<_, anyhow::Error>(());
+            }
+            let n = rd.read(&mut buf).await?;
+            if n == 0 {
+                bail!("server closed the connection before the publish started");
+            }
+            publisher.borrow_mut().handle_input(&buf[..n])?;
+        }
+    };
+    timeout(Duration::from_secs(15), setup)
+        .await
+        .context("publish not accepted within 15 s")??;
+    r.live = true;
+
+    // From here the server's messages (acks, pings) are read beside the media.
+    let reader = {
+        let publisher = publisher.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if publisher.borrow_mut().handle_input(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    };
+
+    let offset_ms = i * 1000; // every feed's timestamps are its own
+    let duration_ms = (args.duration * 1000.0) as u64;
+    let give_up_ms = (args.give_up * 1000.0) as u64;
+    let start = Instant::now();
+    let mut out = BytesMut::with_capacity(256 * 1024);
+    {
+        let p = publisher.borrow();
+        for t in &source.header {
+            p.write_tag(&mut out, t, offset_ms);
+        }
+    }
+    let period = source.period_ms as u64;
+    let mut next = 0usize; // index into an endless sequence of looped frames
+    let n = source.frames.len();
+    let sched = |k: usize| (k / n) as u64 * period + source.frames[k % n].ts_ms as u64;
+    let result = async {
+        while sched(next) < duration_ms {
+            let due = sched(next);
+            sleep_until(start + Duration::from_millis(due)).await;
+            let now_ms = start.elapsed().as_millis() as u64;
+            r.max_lag_ms = r.max_lag_ms.max(now_ms.saturating_sub(due));
+            if now_ms.saturating_sub(due) > give_up_ms {
+                bail!("{} ms behind real time: gave up", now_ms - due);
+            }
+            // Everything due within the next 10 ms goes in one write.
+            let (mut v, mut a) = (0, 0);
+            {
+                let mut p = publisher.borrow_mut();
+                if let Some(b) = p.take_output() {
+                    out.extend_from_slice(&b);
+                }
+                while sched(next) < duration_ms && sched(next) <= now_ms + 10 {
+                    let t = &source.frames[next % n];
+                    p.write_tag(&mut out, t, offset_ms + sched(next) as u32);
+                    match t.kind {
+                        TagKind::Video => v += 1,
+                        _ => a += 1,
+                    }
+                    next += 1;
+                }
+            }
+            wr.write_all(&out).await?;
+            r.bytes_sent += out.len() as u64;
+            out.clear();
+            r.video_sent += v;
+            r.audio_sent += a;
+        }
+        publisher.borrow_mut().unpublish();
+        let tail = publisher.borrow_mut().take_output();
+        if let Some(b) = tail {
+            wr.write_all(&b).await?;
+        }
+        wr.shutdown().await?;
+        Ok(())
+    }
+    .await;
+    // Give the server a moment to close its side (ffmpeg finalizes, then closes).
+    let _ = timeout(Duration::from_secs(10), reader).await;
+    result
+}
