@@ -120,6 +120,9 @@ pub struct RtmpConfig {
     pub handshake_timeout: HumanDuration,
     /// A publisher that sends nothing for this long is disconnected.
     pub idle_timeout: HumanDuration,
+    /// Longest wait between reads of a live feed, letting its data gather in the
+    /// socket buffer (fast feeds are read sooner). 0: read as soon as data arrives.
+    pub read_coalesce: HumanDuration,
 }
 
 impl Default for RtmpConfig {
@@ -130,6 +133,7 @@ impl Default for RtmpConfig {
             chunk_size: 4096,
             handshake_timeout: HumanDuration(std::time::Duration::from_secs(10)),
             idle_timeout: HumanDuration(std::time::Duration::from_secs(30)),
+            read_coalesce: HumanDuration(std::time::Duration::from_millis(100)),
         }
     }
 }

@@ -27,9 +27,9 @@ use crate::registry::LiveStream;
 use crate::writer::{rename_durable, timed, PartFile, WriterOptions, DIRECT_ALIGN};
 use crate::{EngineError, Shared};
 
-/// Frames buffered between a connection and its recorder (about 10 s of 60 fps video
-/// with audio); beyond it the connection waits, which pushes back on the publisher.
-const CHANNEL_FRAMES: usize = 1024;
+/// Reads (batches of frames) queued ahead of a slow disk before the connection stops
+/// reading and TCP pushes back on the publisher: about 6 s of a feed.
+const CHANNEL_BATCHES: usize = 64;
 
 /// Per-call overrides of the configured recording settings (REST body).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -65,7 +65,8 @@ impl Settings {
 }
 
 enum Msg {
-    Frame(Frame),
+    /// The frames of one read, in order.
+    Frames(Vec<Frame>),
     Tracks(Vec<TrackInfo>),
     Stop {
         reason: &'static str,
@@ -80,9 +81,9 @@ pub struct RecorderHandle {
 }
 
 impl RecorderHandle {
-    /// Hands a frame over; `false` if the recorder has ended (error or low disk).
-    pub async fn frame(&self, f: Frame) -> bool {
-        self.tx.send(Msg::Frame(f)).await.is_ok()
+    /// Hands frames over; `false` if the recorder has ended (error or low disk).
+    pub async fn frames(&self, f: Vec<Frame>) -> bool {
+        self.tx.send(Msg::Frames(f)).await.is_ok()
     }
 
     pub async fn tracks(&self, t: Vec<TrackInfo>) -> bool {
@@ -152,7 +153,7 @@ pub async fn start(
     stream.set_recording(Some(id.clone()));
     stream.set_blocked(None);
     info!(recording = %id, stream = %stream.name, template = %settings.template.source(), "recording started");
-    let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let r = Recorder {
         shared,
         stream,
@@ -197,7 +198,16 @@ impl Recorder {
         let mut stop: Option<(&'static str, Option<oneshot::Sender<Recording>>)> = None;
         while let Some(msg) = rx.recv().await {
             let r = match msg {
-                Msg::Frame(f) => self.on_frame(f).await,
+                Msg::Frames(frames) => {
+                    let mut r = Ok(());
+                    for f in frames {
+                        r = self.on_frame(f).await;
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    r
+                }
                 Msg::Tracks(t) => self.on_tracks(t).await,
                 Msg::Stop { reason, reply } => {
                     stop = Some((reason, Some(reply)));

@@ -19,6 +19,10 @@ pub const MAX_CHUNK_SIZE: u32 = 0x7fff_ffff;
 const MAX_HEADER_LEN: usize = 3 + 11 + 4;
 /// A message's payload is allocated up to this much ahead of the bytes that arrived.
 const INITIAL_ALLOC_CAP: usize = 256 * 1024;
+/// Small messages (audio, most video frames) are carved out of shared blocks of this
+/// size: one allocation per block instead of one per message.
+const ARENA_BLOCK: usize = 64 * 1024;
+const ARENA_MAX_MESSAGE: usize = ARENA_BLOCK / 4;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ChunkLimits {
@@ -107,6 +111,8 @@ pub struct ChunkDecoder {
     offset: u64,
     /// Partial messages dropped because a new header arrived before they completed.
     discarded_partials: u64,
+    /// Unused capacity of the current block for small messages.
+    arena: BytesMut,
 }
 
 struct Header {
@@ -126,6 +132,7 @@ impl ChunkDecoder {
             header_len: 0,
             offset: start_offset,
             discarded_partials: 0,
+            arena: BytesMut::new(),
         }
     }
 
@@ -389,10 +396,19 @@ impl ChunkDecoder {
             s.stream_id = stream_id;
             s.extended = extended;
             s.has_header = true;
-            s.partial = Some(Partial {
-                buf: BytesMut::with_capacity((length as usize).min(INITIAL_ALLOC_CAP)),
-                offset,
-            });
+            let len = length as usize;
+            let buf = if len <= ARENA_MAX_MESSAGE {
+                if self.arena.capacity() < len {
+                    self.arena = BytesMut::with_capacity(ARENA_BLOCK);
+                }
+                // The message gets exactly `len` bytes of the block; the block keeps
+                // the rest. Frames share the block until the last one is dropped.
+                let rest = self.arena.split_off(len);
+                std::mem::replace(&mut self.arena, rest)
+            } else {
+                BytesMut::with_capacity(len.min(INITIAL_ALLOC_CAP))
+            };
+            s.partial = Some(Partial { buf, offset });
         }
         Ok(Some(Header {
             len: pos,

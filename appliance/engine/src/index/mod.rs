@@ -3,7 +3,13 @@
 //! Trees: `recordings` (id → JSON record; ids are ULIDs, so this tree is also the
 //! time index), `by_stream` (stream \0 id → ()), `fragments` (id, part, media ms →
 //! file offset and size, for time-range extraction without parsing files), `meta`
-//! (schema version). A record and its stream key change in one transaction.
+//! (schema version).
+//!
+//! No sled transactions: in sled 0.34 a transaction takes a process-wide write lock
+//! that deadlocks against a concurrent flush (seen with 50 feeds starting at once:
+//! both shards stuck in `TransactionalTrees::stage` while `flush_async` held the read
+//! side). A record and its stream key are written in an order that makes a torn
+//! pair harmless instead: lookups by stream skip keys without a record.
 //!
 //! Durability: callers write media, sync it and its directory, and only then
 //! [`Index::put`] + [`Index::flush`]: an index row never points at data that is not
@@ -14,8 +20,6 @@ mod record;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 use thiserror::Error;
 use ulid::Ulid;
 
@@ -92,19 +96,11 @@ impl Index {
     /// Inserts or replaces a recording.
     pub fn put(&self, r: &Recording) -> Result<(), IndexError> {
         let value = serde_json::to_vec(r).map_err(|e| IndexError::Corrupt(r.id.clone(), e))?;
-        let sk = stream_key(&r.stream, &r.id);
-        (&self.recordings, &self.by_stream)
-            .transaction(|(recs, streams)| {
-                recs.insert(r.id.as_bytes(), value.as_slice())?;
-                streams.insert(sk.as_slice(), &[])?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(s) => IndexError::Sled(s),
-                TransactionError::Abort(()) => IndexError::Sled(sled::Error::ReportableBug(
-                    "aborted index transaction".into(),
-                )),
-            })
+        // Stream key first: a crash between the two leaves a key that lookups skip,
+        // never a record its stream cannot find.
+        self.by_stream.insert(stream_key(&r.stream, &r.id), &[])?;
+        self.recordings.insert(r.id.as_bytes(), value)?;
+        Ok(())
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Recording>, IndexError> {
@@ -116,19 +112,9 @@ impl Index {
 
     /// Removes a recording, its stream key and its fragment entries.
     pub fn remove(&self, r: &Recording) -> Result<(), IndexError> {
-        let sk = stream_key(&r.stream, &r.id);
-        (&self.recordings, &self.by_stream)
-            .transaction(|(recs, streams)| {
-                recs.remove(r.id.as_bytes())?;
-                streams.remove(sk.as_slice())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(s) => IndexError::Sled(s),
-                TransactionError::Abort(()) => IndexError::Sled(sled::Error::ReportableBug(
-                    "aborted index transaction".into(),
-                )),
-            })?;
+        // The record first, for the same reason as in `put`.
+        self.recordings.remove(r.id.as_bytes())?;
+        self.by_stream.remove(stream_key(&r.stream, &r.id))?;
         for k in self.fragments.scan_prefix(r.id.as_bytes()).keys() {
             self.fragments.remove(k?)?;
         }

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use edgerec_media::{MediaKind, TrackInfo};
+use edgerec_media::{Frame, MediaKind, TrackInfo};
 use edgerec_rtmp::chunk::ChunkLimits;
 use edgerec_rtmp::{Event, ServerConfig, ServerSession};
 use tokio::sync::mpsc;
@@ -20,7 +20,22 @@ use crate::recorder::{self, RecorderHandle, RecordingRequest, Settings};
 use crate::registry::{LiveStream, StreamCommand};
 use crate::{EngineError, Shared};
 
-const READ_BUF: usize = 16 * 1024;
+const READ_BUF: usize = 64 * 1024;
+/// Bytes a coalesced read aims for (half the read buffer).
+const READ_TARGET: usize = 32 * 1024;
+
+/// Coalesced reads wake on a shared grid, so one wake-up of the shard serves many
+/// connections and submits their reads to the ring together.
+const READ_TICK: Duration = Duration::from_millis(10);
+
+/// `t` rounded up to the next [`READ_TICK`] boundary.
+fn on_tick(t: tokio::time::Instant) -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let since = t.saturating_duration_since(epoch).as_nanos();
+    let tick = READ_TICK.as_nanos();
+    epoch + Duration::from_nanos((since.div_ceil(tick) * tick) as u64)
+}
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
@@ -63,6 +78,8 @@ struct Conn {
     live: Option<Arc<LiveStream>>,
     tracks: Vec<TrackInfo>,
     recorder: Option<RecorderHandle>,
+    /// Frames of the current read, for the recorder.
+    batch: Vec<Frame>,
     /// Whether this stream should be recorded (policy or API), and with what.
     wanted: Option<RecordingRequest>,
     commands_tx: mpsc::Sender<StreamCommand>,
@@ -98,6 +115,7 @@ impl Conn {
             live: None,
             tracks: Vec::new(),
             recorder: None,
+            batch: Vec::new(),
             wanted: None,
             commands_tx,
             commands,
@@ -110,14 +128,30 @@ impl Conn {
     async fn run(&mut self, socket: &TcpStream) -> Result<EndReason, String> {
         let handshake = self.shared.config.rtmp.handshake_timeout.0;
         let idle = self.shared.config.rtmp.idle_timeout.0;
-        let handshake_deadline = Instant::now() + handshake;
+        let coalesce = self.shared.config.rtmp.read_coalesce.0;
         let mut buf = vec![0u8; READ_BUF];
+        // One timer for the whole connection, pushed back lazily: it fires at the old
+        // deadline and is re-armed from the last data if data came since.
+        let mut last_data = Instant::now();
+        let timer = tokio::time::sleep_until((last_data + handshake).into());
+        tokio::pin!(timer);
+        let mut full = false;
         loop {
-            let deadline = if self.published {
-                Instant::now() + idle
-            } else {
-                handshake_deadline
-            };
+            // A live feed's bytes gather in the socket buffer between reads: fewer,
+            // larger reads, and the frames of one read go to the recorder together.
+            if let Some(wait) = self.coalesce_wait(coalesce).filter(|_| !full) {
+                let until = on_tick(tokio::time::Instant::now() + wait);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => break,
+                        Some(cmd) = self.commands.recv() => {
+                            if self.on_command(cmd).await {
+                                return Ok("shutdown");
+                            }
+                        }
+                    }
+                }
+            }
             let read = socket.read(buf);
             tokio::pin!(read);
             let (res, b) = loop {
@@ -128,7 +162,12 @@ impl Conn {
                             return Ok("shutdown");
                         }
                     }
-                    _ = tokio::time::sleep_until(deadline.into()) => {
+                    _ = &mut timer => {
+                        let limit = if self.published { idle } else { handshake };
+                        if self.published && last_data.elapsed() < limit {
+                            timer.as_mut().reset((last_data + limit).into());
+                            continue;
+                        }
                         if self.published && self.live.is_none() {
                             return Ok("idle after unpublish");
                         }
@@ -149,16 +188,38 @@ impl Conn {
                     "closed"
                 });
             }
+            full = n == buf.len();
+            if self.published {
+                last_data = Instant::now();
+            }
             self.shared
                 .metrics
                 .bytes_received_total
                 .fetch_add(n as u64, Relaxed);
             self.count_bytes(n as u64);
+            let was_published = self.published;
             let fed = self.session.handle_input(&buf[..n]);
             self.flush(socket).await?;
             fed.map_err(|e| e.to_string())?;
             self.drain_events(socket).await?;
+            if self.published && !was_published {
+                timer.as_mut().reset((last_data + idle).into());
+            }
         }
+    }
+
+    /// How long to let a live feed's data gather before the next read: `max`, or
+    /// less for a fast feed, so that a read takes about [`READ_TARGET`] bytes and the
+    /// socket buffer (autotuned from 128 KiB) never throttles the publisher.
+    fn coalesce_wait(&self, max: Duration) -> Option<Duration> {
+        let live = self.live.as_ref()?;
+        let bps = live.stats.bitrate_bps.load(Relaxed);
+        let wait = if bps == 0 {
+            max / 4
+        } else {
+            Duration::from_secs_f64(READ_TARGET as f64 * 8.0 / bps as f64).min(max)
+        };
+        (wait >= Duration::from_millis(1)).then_some(wait)
     }
 
     async fn flush(&mut self, socket: &TcpStream) -> Result<(), String> {
@@ -234,6 +295,7 @@ impl Conn {
                     if let Some(live) = &self.live {
                         live.set_tracks(self.tracks.clone());
                     }
+                    self.send_frames().await;
                     if let Some(r) = &self.recorder {
                         if !r.tracks(self.tracks.clone()).await {
                             self.recorder = None;
@@ -263,6 +325,7 @@ impl Conn {
                     if self.recorder.as_ref().is_some_and(|r| r.is_closed()) {
                         // It ended itself (low disk, write error): its row says why.
                         self.recorder = None;
+                        self.batch.clear();
                     }
                     if self.recorder.is_none() && self.wanted.is_some() && f.key {
                         // Resume once space is back (checked at most once a second).
@@ -270,13 +333,12 @@ impl Conn {
                             self.start_recording().await.ok();
                         }
                     }
-                    if let Some(r) = &self.recorder {
-                        if !r.frame(f).await {
-                            self.recorder = None;
-                        }
+                    if self.recorder.is_some() {
+                        self.batch.push(f);
                     }
                 }
                 Event::Unpublished => {
+                    self.send_frames().await;
                     self.end_publish("unpublished").await;
                 }
                 Event::Skipped { reason, offset } => {
@@ -287,7 +349,21 @@ impl Conn {
                 }
             }
         }
+        self.send_frames().await;
         Ok(())
+    }
+
+    /// Hands the frames of this read to the recorder in one message.
+    async fn send_frames(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.batch);
+        if let Some(r) = &self.recorder {
+            if !r.frames(frames).await {
+                self.recorder = None;
+            }
+        }
     }
 
     fn count_bytes(&mut self, n: u64) {
