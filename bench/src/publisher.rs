@@ -160,16 +160,13 @@ impl Publisher {
             }
             ("_result", State::CreatingStream) if tx == TX_CREATE_STREAM => {
                 self.stream_id = v.get(3).and_then(Amf0Value::as_f64).unwrap_or(1.0) as u32;
-                let mut p = BytesMut::new();
-                for x in [
+                let p = amf(&[
                     Amf0Value::String("publish".into()),
                     Amf0Value::Number(TX_PUBLISH),
                     Amf0Value::Null,
                     Amf0Value::String(self.name.clone()),
                     Amf0Value::String("live".into()),
-                ] {
-                    amf0::encode(&mut p, &x);
-                }
+                ]);
                 self.encoder.write(
                     &mut self.out,
                     CS_DATA,
@@ -243,10 +240,11 @@ impl Publisher {
 
     /// `name(tx, null[, stream name])` on the connection.
     fn command(&mut self, name: &str, tx: f64, with_name: bool) {
-        let mut p = BytesMut::new();
-        amf0::encode(&mut p, &Amf0Value::String(name.into()));
-        amf0::encode(&mut p, &Amf0Value::Number(tx));
-        amf0::encode(&mut p, &Amf0Value::Null);
+        let mut p = amf(&[
+            Amf0Value::String(name.into()),
+            Amf0Value::Number(tx),
+            Amf0Value::Null,
+        ]);
         if with_name {
             amf0::encode(&mut p, &Amf0Value::String(self.name.clone()));
         }
@@ -282,18 +280,24 @@ impl Publisher {
     /// FCUnpublish and deleteStream: the end of the feed.
     pub fn unpublish(&mut self) {
         self.command("FCUnpublish", 6.0, true);
-        let mut p = BytesMut::new();
-        for x in [
+        let p = amf(&[
             Amf0Value::String("deleteStream".into()),
             Amf0Value::Number(7.0),
             Amf0Value::Null,
             Amf0Value::Number(self.stream_id as f64),
-        ] {
-            amf0::encode(&mut p, &x);
-        }
+        ]);
         self.encoder
             .write(&mut self.out, CS_COMMAND, 0, message::COMMAND_AMF0, 0, &p);
     }
+}
+
+/// A command payload: the values in AMF0, one after another.
+fn amf(values: &[Amf0Value]) -> BytesMut {
+    let mut p = BytesMut::new();
+    for v in values {
+        amf0::encode(&mut p, v);
+    }
+    p
 }
 
 #[cfg(test)]
