@@ -226,14 +226,11 @@ impl Publisher {
             ),
             ("tcUrl", Amf0Value::String(self.tc_url.clone())),
         ]);
-        let mut p = BytesMut::new();
-        for x in [
+        let p = amf(&[
             Amf0Value::String("connect".into()),
             Amf0Value::Number(TX_CONNECT),
             obj,
-        ] {
-            amf0::encode(&mut p, &x);
-        }
+        ]);
         self.encoder
             .write(&mut self.out, CS_COMMAND, 0, message::COMMAND_AMF0, 0, &p);
     }
