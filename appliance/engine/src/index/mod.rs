@@ -14,10 +14,18 @@
 //! Durability: callers write media, sync it and its directory, and only then
 //! [`Index::put`] + [`Index::flush`]: an index row never points at data that is not
 //! on disk.
+//!
+//! Flushes go through one committer thread that makes a single blocking
+//! `Db::flush` for every request queued while the previous one ran (group commit).
+//! sled 0.34's `flush_async` parks a blocked task per call on sled's own small
+//! thread pool, and with more concurrent callers than pool threads the writes that
+//! would complete them never get a thread (spacejam/sled#1308; seen here at 1000
+//! feeds: every sled-io thread waiting in `make_stable`, every publish stalled).
 
 mod record;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -35,6 +43,8 @@ pub enum IndexError {
     Corrupt(String, serde_json::Error),
     #[error("index schema version {0} is newer than this edgerec understands ({SCHEMA_VERSION})")]
     TooNew(u32),
+    #[error("index flush: {0}")]
+    Flush(String),
 }
 
 /// Filters for [`Index::list`].
@@ -55,6 +65,49 @@ pub struct Index {
     recordings: sled::Tree,
     by_stream: sled::Tree,
     fragments: sled::Tree,
+    committer: Arc<Committer>,
+}
+
+type FlushReply = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// The group-commit thread's queue. The last [`Index`] clone to go closes the queue
+/// and joins the thread, so the database is closed (and its lock released) when
+/// the index is.
+struct Committer {
+    queue: Option<std::sync::mpsc::Sender<FlushReply>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Committer {
+    fn start(db: sled::Db) -> std::io::Result<Committer> {
+        let (tx, rx) = std::sync::mpsc::channel::<FlushReply>();
+        let thread = std::thread::Builder::new()
+            .name("index-commit".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    // Everyone queued now wrote before asking: one flush covers them all.
+                    let mut waiting = vec![first];
+                    waiting.extend(rx.try_iter());
+                    let r = db.flush().map(drop).map_err(|e| e.to_string());
+                    for w in waiting {
+                        let _ = w.send(r.clone());
+                    }
+                }
+            })?;
+        Ok(Committer {
+            queue: Some(tx),
+            thread: Some(thread),
+        })
+    }
 }
 
 fn stream_key(stream: &str, id: &str) -> Vec<u8> {
@@ -85,11 +138,14 @@ impl Index {
                 // Upgrades from older versions go here, one step per version.
             }
         }
+        let committer = Committer::start(db.clone())
+            .map_err(|e| IndexError::Flush(format!("starting the commit thread: {e}")))?;
         Ok(Index {
             recordings: db.open_tree("recordings")?,
             by_stream: db.open_tree("by_stream")?,
             fragments: db.open_tree("fragments")?,
             db,
+            committer: Arc::new(committer),
         })
     }
 
@@ -239,10 +295,17 @@ impl Index {
         Ok(out)
     }
 
-    /// Makes every change so far durable.
+    /// Makes every change so far durable (grouped with concurrent callers' flushes).
     pub async fn flush(&self) -> Result<(), IndexError> {
-        self.db.flush_async().await?;
-        Ok(())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queue = self.committer.queue.as_ref();
+        if queue.is_none_or(|q| q.send(tx).is_err()) {
+            return Err(IndexError::Flush("the commit thread has stopped".into()));
+        }
+        match rx.await {
+            Ok(r) => r.map_err(IndexError::Flush),
+            Err(_) => Err(IndexError::Flush("the commit thread has stopped".into())),
+        }
     }
 
     /// Blocking flush, for startup and shutdown paths.
@@ -283,6 +346,46 @@ mod tests {
             tracks: vec![],
             tags: Default::default(),
             parts: vec![],
+        }
+    }
+
+    /// Regression: 1000 feeds starting at once each put a record and flushed; with
+    /// sled's `flush_async` every sled-io thread ended up waiting and nothing moved.
+    #[test]
+    fn many_concurrent_flushes_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::open(dir.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..400u64)
+                .map(|i| {
+                    let ix = ix.clone();
+                    tokio::spawn(async move {
+                        let r = rec(
+                            Ulid::from_parts(1_790_000_000_000 + i, i as u128),
+                            "live/x",
+                            RecordingState::Recording,
+                        );
+                        ix.put(&r).unwrap();
+                        ix.flush().await.unwrap();
+                    })
+                })
+                .collect();
+            let all = futures_join(tasks);
+            tokio::time::timeout(std::time::Duration::from_secs(30), all)
+                .await
+                .expect("every flush completes");
+        });
+        assert_eq!(ix.list(&Query::default()).unwrap().len(), 400);
+    }
+
+    async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+        for t in tasks {
+            t.await.unwrap();
         }
     }
 
