@@ -62,6 +62,8 @@ pub struct Daemon {
     runs: u32,
     /// RLIMIT_FSIZE for the daemon, in bytes (fault injection: writes past it fail).
     pub file_size_limit: Option<u64>,
+    /// A TOML configuration file passed with --config.
+    pub config: Option<String>,
 }
 
 impl Daemon {
@@ -70,8 +72,21 @@ impl Daemon {
         Daemon::start_limited(env, None)
     }
 
+    /// Like [`Daemon::start`], with a configuration file (TOML).
+    pub fn start_with_config(config: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_inner(env, None, Some(config.to_owned()))
+    }
+
     /// Like [`Daemon::start`], with a file-size limit on the daemon's files.
     pub fn start_limited(env: &[(&str, &str)], file_size_limit: Option<u64>) -> Daemon {
+        Daemon::start_inner(env, file_size_limit, None)
+    }
+
+    fn start_inner(
+        env: &[(&str, &str)],
+        file_size_limit: Option<u64>,
+        config: Option<String>,
+    ) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("edgerec-e2e")
             .tempdir_in(scratch())
@@ -88,6 +103,7 @@ impl Daemon {
                 .collect(),
             runs: 0,
             file_size_limit,
+            config,
         };
         d.spawn();
         d
@@ -112,6 +128,16 @@ impl Daemon {
             .args(["--rtmp", &format!("127.0.0.1:{}", self.rtmp)])
             .env("EDGEREC_API_KEY", API_KEY)
             .env("RUST_LOG", "info")
+            .args(
+                self.config
+                    .as_ref()
+                    .map(|c| {
+                        let path = self.dir.path().join("edgerec.toml");
+                        std::fs::write(&path, c).unwrap();
+                        vec!["--config".into(), path.into_os_string()]
+                    })
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(log);
         for (k, v) in &self.env {

@@ -23,6 +23,7 @@ pub struct Config {
     pub shards: usize,
     pub http: HttpConfig,
     pub rtmp: RtmpConfig,
+    pub mpegts: MpegTsConfig,
     pub recording: RecordingConfig,
     pub naming: NamingConfig,
     pub storage: StorageConfig,
@@ -36,6 +37,7 @@ impl Default for Config {
             shards: 0,
             http: HttpConfig::default(),
             rtmp: RtmpConfig::default(),
+            mpegts: MpegTsConfig::default(),
             recording: RecordingConfig::default(),
             naming: NamingConfig::default(),
             storage: StorageConfig::default(),
@@ -67,6 +69,12 @@ impl Config {
             .map_err(|e| format!("recording.template: {e}"))?;
         crate::policy::RecordPolicy::new(&self.recording)
             .map_err(|e| format!("recording.streams: {e}"))?;
+        for (i, t) in self.mpegts.inputs.iter().enumerate() {
+            check_stream_name(&t.stream).map_err(|e| format!("mpegts.inputs[{i}]: {e}"))?;
+            if t.group.is_some() && t.transport != TsTransport::Udp {
+                return Err(format!("mpegts.inputs[{i}]: group is for udp inputs"));
+            }
+        }
         let f = self.recording.fragment.0;
         if f.as_millis() < 100 || f.as_secs() > 60 {
             return Err("recording.fragment must be between 100ms and 60s".into());
@@ -135,6 +143,58 @@ impl Default for RtmpConfig {
             idle_timeout: HumanDuration(std::time::Duration::from_secs(30)),
             read_coalesce: HumanDuration(std::time::Duration::from_millis(100)),
         }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MpegTsConfig {
+    /// A feed that sends nothing for this long ends (its recording is finalized).
+    pub idle_timeout: HumanDuration,
+    /// Ports that take MPEG-TS, each carrying one named stream.
+    pub inputs: Vec<TsInput>,
+}
+
+impl Default for MpegTsConfig {
+    fn default() -> Self {
+        MpegTsConfig {
+            idle_timeout: HumanDuration(std::time::Duration::from_secs(5)),
+            inputs: Vec::new(),
+        }
+    }
+}
+
+/// One MPEG-TS input: a port and the stream (`app/name`) it carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsInput {
+    pub transport: TsTransport,
+    pub listen: SocketAddr,
+    pub stream: String,
+    /// UDP only: a multicast group to join on `listen`'s address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<std::net::Ipv4Addr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TsTransport {
+    Udp,
+    Tcp,
+}
+
+/// Checks a configured stream name: `app/name`, printable, no empty or dot-only
+/// segments (it becomes part of file names through the template).
+pub fn check_stream_name(name: &str) -> Result<(), String> {
+    let mut parts = name.split('/');
+    let ok = name.len() <= 256
+        && !name.chars().any(|c| c.is_control())
+        && parts.clone().count() == 2
+        && parts.all(|p| !p.is_empty() && p != "." && p != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("stream {name:?} must look like \"app/name\""))
     }
 }
 
@@ -364,6 +424,36 @@ mod tests {
         let c: Config = toml::from_str(REFERENCE).unwrap();
         assert_eq!(c, Config::default());
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn mpegts_inputs() {
+        let c: Config = toml::from_str(
+            r#"
+            [[mpegts.inputs]]
+            transport = "udp"
+            listen = "0.0.0.0:9000"
+            stream = "cams/lobby"
+            group = "239.1.1.1"
+            [[mpegts.inputs]]
+            transport = "tcp"
+            listen = "127.0.0.1:9001"
+            stream = "enc/main"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.mpegts.inputs.len(), 2);
+        assert_eq!(c.mpegts.inputs[0].transport, TsTransport::Udp);
+        assert_eq!(c.mpegts.inputs[0].group, Some([239, 1, 1, 1].into()));
+        c.validate().unwrap();
+        for bad in ["lobby", "a/b/c", "../x", "a/..", "/x", "a/\n"] {
+            let mut c = c.clone();
+            c.mpegts.inputs[1].stream = bad.into();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        let mut c = c.clone();
+        c.mpegts.inputs[1].group = Some([239, 1, 1, 2].into());
+        assert!(c.validate().unwrap_err().contains("group is for udp"));
     }
 
     #[test]

@@ -121,15 +121,23 @@ impl Engine {
         let n = shared.config.shard_count();
         let listeners = shard::bind_listeners(shared.config.rtmp.listen, n)?;
         let rtmp_addr = listeners[0].local_addr()?;
+        // MPEG-TS inputs are dealt to the shards in turn.
+        let mut ts: Vec<Vec<ingest::ts::Bound>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, b) in ingest::ts::bind(&shared.config.mpegts.inputs)?
+            .into_iter()
+            .enumerate()
+        {
+            ts[i % n].push(b);
+        }
         let (stop, stop_rx) = watch::channel(false);
         let mut shards = Vec::with_capacity(n);
-        for (i, l) in listeners.into_iter().enumerate() {
+        for ((i, l), ts) in listeners.into_iter().enumerate().zip(ts) {
             let s = shared.clone();
             let rx = stop_rx.clone();
             shards.push(
                 std::thread::Builder::new()
                     .name(format!("shard-{i}"))
-                    .spawn(move || shard::run(i, s, l, rx))?,
+                    .spawn(move || shard::run(i, s, l, ts, rx))?,
             );
         }
         info!(shards = n, rtmp = %rtmp_addr, root = %shared.root.display(), "engine started");

@@ -38,7 +38,38 @@ pub struct StreamStats {
     pub video_frames: AtomicU64,
     pub audio_frames: AtomicU64,
     pub bitrate_bps: AtomicU64,
+    /// Protocol units skipped as malformed (RTMP messages, TS packets, ...).
     pub skipped: AtomicU64,
+    /// Packets the transport lost (TS continuity gaps, RTP sequence gaps).
+    pub packets_lost: AtomicU64,
+    /// Packets that arrived out of order and were put back in order.
+    pub packets_reordered: AtomicU64,
+    /// Frames not recorded because part of them was lost or damaged.
+    pub frames_dropped: AtomicU64,
+    /// Clock jumps in the source (restarts, loops, splices), smoothed over.
+    pub discontinuities: AtomicU64,
+}
+
+/// Damage counters of a live stream, as the API shows them.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct StreamCounters {
+    pub skipped: u64,
+    pub packets_lost: u64,
+    pub packets_reordered: u64,
+    pub frames_dropped: u64,
+    pub discontinuities: u64,
+}
+
+impl StreamStats {
+    pub fn counters(&self) -> StreamCounters {
+        StreamCounters {
+            skipped: self.skipped.load(Relaxed),
+            packets_lost: self.packets_lost.load(Relaxed),
+            packets_reordered: self.packets_reordered.load(Relaxed),
+            frames_dropped: self.frames_dropped.load(Relaxed),
+            discontinuities: self.discontinuities.load(Relaxed),
+        }
+    }
 }
 
 pub struct LiveStream {
@@ -68,6 +99,7 @@ pub struct StreamView {
     pub bitrate_bps: u64,
     pub bytes_received: u64,
     pub frames: crate::index::FrameCounts,
+    pub counters: StreamCounters,
     pub recording_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording_blocked: Option<String>,
@@ -95,6 +127,7 @@ impl LiveStream {
                 video: self.stats.video_frames.load(Relaxed),
                 audio: self.stats.audio_frames.load(Relaxed),
             },
+            counters: self.stats.counters(),
             recording_id: read(&self.recording),
             recording_blocked: read(&self.blocked),
         }
@@ -129,12 +162,14 @@ impl Registry {
         true
     }
 
-    /// Removes `stream` if it is the one registered under its name.
-    pub fn release(&self, stream: &Arc<LiveStream>) {
+    /// Removes `stream` if it is the one registered under its name; `true` if it was.
+    pub fn release(&self, stream: &Arc<LiveStream>) -> bool {
         let mut m = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        if m.get(&stream.name).is_some_and(|s| Arc::ptr_eq(s, stream)) {
+        let ours = m.get(&stream.name).is_some_and(|s| Arc::ptr_eq(s, stream));
+        if ours {
             m.remove(&stream.name);
         }
+        ours
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<LiveStream>> {

@@ -34,10 +34,19 @@ pub fn bind_listeners(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpList
 }
 
 /// Runs shard `id` on the current thread until `stop` turns true.
-pub fn run(id: usize, shared: Arc<Shared>, rtmp: TcpListener, mut stop: watch::Receiver<bool>) {
+pub fn run(
+    id: usize,
+    shared: Arc<Shared>,
+    rtmp: TcpListener,
+    ts: Vec<crate::ingest::ts::Bound>,
+    mut stop: watch::Receiver<bool>,
+) {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         tokio_uring::builder().entries(RING_ENTRIES).start(async move {
             let listener = tokio_uring::net::TcpListener::from_std(rtmp);
+            for b in ts {
+                tokio_uring::spawn(crate::ingest::ts::serve(shared.clone(), b, stop.clone()));
+            }
             info!(shard = id, "shard running");
             loop {
                 tokio::select! {

@@ -9,6 +9,10 @@ use thiserror::Error;
 pub enum AacError {
     #[error("AudioSpecificConfig truncated")]
     Truncated,
+    #[error("no ADTS sync word")]
+    NoAdtsSync,
+    #[error("ADTS frame length {0} is shorter than its header")]
+    AdtsLength(usize),
     #[error("AudioSpecificConfig has reserved sampling frequency index {0}")]
     BadFrequencyIndex(u8),
 }
@@ -96,9 +100,86 @@ impl AudioSpecificConfig {
     }
 }
 
+/// An ADTS frame header (ISO/IEC 13818-7 6.2), as AAC arrives in MPEG-TS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdtsHeader {
+    /// Audio object type (profile + 1: 2 for AAC-LC).
+    pub object_type: u8,
+    pub frequency_index: u8,
+    pub sample_rate: u32,
+    pub channel_config: u8,
+    /// 7, or 9 with a CRC.
+    pub header_len: usize,
+    /// Header and payload.
+    pub frame_len: usize,
+}
+
+impl AdtsHeader {
+    pub fn parse(h: &[u8]) -> Result<AdtsHeader, AacError> {
+        let h = h.get(..7).ok_or(AacError::Truncated)?;
+        if h[0] != 0xff || h[1] & 0xf6 != 0xf0 {
+            return Err(AacError::NoAdtsSync);
+        }
+        let protection_absent = h[1] & 1 == 1;
+        let object_type = (h[2] >> 6) + 1;
+        let frequency_index = (h[2] >> 2) & 0x0f;
+        let sample_rate = *FREQUENCIES
+            .get(frequency_index as usize)
+            .ok_or(AacError::BadFrequencyIndex(frequency_index))?;
+        let channel_config = ((h[2] & 1) << 2) | (h[3] >> 6);
+        let frame_len =
+            (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        let header_len = if protection_absent { 7 } else { 9 };
+        if frame_len < header_len {
+            return Err(AacError::AdtsLength(frame_len));
+        }
+        Ok(AdtsHeader {
+            object_type,
+            frequency_index,
+            sample_rate,
+            channel_config,
+            header_len,
+            frame_len,
+        })
+    }
+
+    /// The two-byte AudioSpecificConfig this header describes.
+    pub fn audio_specific_config(&self) -> [u8; 2] {
+        [
+            (self.object_type << 3) | (self.frequency_index >> 1),
+            ((self.frequency_index & 1) << 7) | (self.channel_config << 3),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adts_header_from_ffmpeg_ts() {
+        // First ADTS header in the ts crate's fixture (ffmpeg 5.1, `-f lavfi -i
+        // sine=sample_rate=48000 -c:a aac -b:a 128k -ac 2 -f mpegts`): AAC-LC,
+        // 48 kHz, stereo, no CRC, 295-byte frame.
+        let h = AdtsHeader::parse(&[0xff, 0xf1, 0x4c, 0x80, 0x24, 0xff, 0xfc]).unwrap();
+        assert_eq!(h.object_type, 2);
+        assert_eq!(h.sample_rate, 48000);
+        assert_eq!(h.channel_config, 2);
+        assert_eq!(h.header_len, 7);
+        assert_eq!(h.frame_len, 295);
+        let asc = h.audio_specific_config();
+        assert_eq!(asc, [0x11, 0x90]);
+        let c = AudioSpecificConfig::parse(&asc).unwrap();
+        assert_eq!(
+            (c.sample_rate, c.channels, c.frame_length),
+            (48000, 2, 1024)
+        );
+        assert_eq!(AdtsHeader::parse(&[0xff, 0xf1]), Err(AacError::Truncated));
+        assert_eq!(
+            AdtsHeader::parse(&[0x47, 0xf1, 0x4c, 0x80, 0x2e, 0x7f, 0xfc]),
+            Err(AacError::NoAdtsSync)
+        );
+    }
 
     #[test]
     fn aac_lc_44100_stereo() {

@@ -3,10 +3,11 @@
 //! Parsing of the record and its SPS is delegated to `h264-reader`; this module only
 //! extracts what the recorder and the API need.
 
+use bytes::Bytes;
 use thiserror::Error;
 
 use h264_reader::avcc::AvcDecoderConfigurationRecord;
-use h264_reader::nal::sps::SeqParameterSet;
+use h264_reader::nal::sps::{ChromaFormat, SeqParameterSet};
 use h264_reader::nal::{Nal, RefNal};
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -62,6 +63,50 @@ impl AvcConfig {
         })
     }
 
+    /// Builds an AVCDecoderConfigurationRecord (4-byte NAL lengths) from parameter
+    /// sets delivered in-band (Annex B streams: MPEG-TS, RTP), and parses it back.
+    pub fn from_parameter_sets(sps: &[u8], pps: &[&[u8]]) -> Result<(Bytes, AvcConfig), AvcError> {
+        if sps.len() < 4 || sps.len() > 0xffff {
+            return Err(AvcError::Record(format!("SPS of {} bytes", sps.len())));
+        }
+        if pps.is_empty() || pps.len() > 31 || pps.iter().any(|p| p.is_empty() || p.len() > 0xffff)
+        {
+            return Err(AvcError::Record("no usable PPS".into()));
+        }
+        let mut r =
+            Vec::with_capacity(11 + sps.len() + pps.iter().map(|p| 2 + p.len()).sum::<usize>());
+        // version, profile, constraint flags, level (from the SPS), 4-byte lengths.
+        r.extend_from_slice(&[1, sps[1], sps[2], sps[3], 0xff, 0xe1]);
+        r.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        r.extend_from_slice(sps);
+        r.push(pps.len() as u8);
+        for p in pps {
+            r.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            r.extend_from_slice(p);
+        }
+        // High profiles carry chroma format and bit depths (14496-15 5.3.3.1.2).
+        if matches!(sps[1], 100 | 110 | 122 | 144) {
+            let nal = RefNal::new(sps, &[], true);
+            let sps = SeqParameterSet::from_bits(nal.rbsp_bits())
+                .map_err(|e| AvcError::Record(format!("SPS: {e:?}")))?;
+            let c = &sps.chroma_info;
+            let idc = match c.chroma_format {
+                ChromaFormat::Monochrome => 0,
+                ChromaFormat::YUV420 | ChromaFormat::Invalid(_) => 1,
+                ChromaFormat::YUV422 => 2,
+                ChromaFormat::YUV444 => 3,
+            };
+            r.extend_from_slice(&[
+                0xfc | idc,
+                0xf8 | (c.bit_depth_luma_minus8 & 7),
+                0xf8 | (c.bit_depth_chroma_minus8 & 7),
+                0,
+            ]);
+        }
+        let cfg = AvcConfig::parse(&r)?;
+        Ok((Bytes::from(r), cfg))
+    }
+
     /// RFC 6381 codec string, e.g. `avc1.64001f`.
     pub fn codec_string(&self) -> String {
         format!(
@@ -92,6 +137,17 @@ mod tests {
         assert_eq!(c.nal_length_size, 4);
         assert_eq!(c.codec_string(), "avc1.64000d");
         assert_eq!(c.sps_error, None);
+    }
+
+    #[test]
+    fn record_from_in_band_parameter_sets_matches_ffmpeg() {
+        let sps = &X264_320X240_AVCC[8..8 + 0x19];
+        let pps = &X264_320X240_AVCC[8 + 0x19 + 3..8 + 0x19 + 3 + 6];
+        let (rec, cfg) = AvcConfig::from_parameter_sets(sps, &[pps]).unwrap();
+        assert_eq!(&rec[..], X264_320X240_AVCC);
+        assert_eq!((cfg.width, cfg.height), (320, 240));
+        assert!(AvcConfig::from_parameter_sets(&sps[..3], &[pps]).is_err());
+        assert!(AvcConfig::from_parameter_sets(sps, &[]).is_err());
     }
 
     #[test]

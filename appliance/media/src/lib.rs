@@ -8,6 +8,7 @@
 //! timestamps are unwrapped once, by [`time::Unwrapper`], at the protocol boundary.
 
 pub mod aac;
+pub mod annexb;
 pub mod avc;
 pub mod codec;
 pub mod frame;

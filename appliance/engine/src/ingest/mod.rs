@@ -1,4 +1,6 @@
 //! Ingest glue: the thin I/O loops that move bytes between sockets and the sans-IO
 //! protocol sessions, and hand the sessions' frames to recorders.
 
+pub mod publication;
 pub mod rtmp;
+pub mod ts;

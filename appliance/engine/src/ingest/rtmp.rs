@@ -4,21 +4,18 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use edgerec_media::{Frame, MediaKind, TrackInfo};
 use edgerec_rtmp::chunk::ChunkLimits;
 use edgerec_rtmp::{Event, ServerConfig, ServerSession};
-use tokio::sync::mpsc;
 use tokio_uring::net::TcpStream;
 use tracing::{debug, info, warn, Instrument};
 use ulid::Ulid;
 
-use crate::recorder::{self, RecorderHandle, RecordingRequest, Settings};
-use crate::registry::{LiveStream, StreamCommand};
-use crate::{EngineError, Shared};
+use super::publication::{next_command, Origin, Publication};
+use crate::registry::StreamCommand;
+use crate::Shared;
 
 const READ_BUF: usize = 64 * 1024;
 /// Bytes a coalesced read aims for (half the read buffer).
@@ -75,17 +72,7 @@ struct Conn {
     peer: SocketAddr,
     session_id: String,
     session: ServerSession,
-    live: Option<Arc<LiveStream>>,
-    tracks: Vec<TrackInfo>,
-    recorder: Option<RecorderHandle>,
-    /// Frames of the current read, for the recorder.
-    batch: Vec<Frame>,
-    /// Whether this stream should be recorded (policy or API), and with what.
-    wanted: Option<RecordingRequest>,
-    commands_tx: mpsc::Sender<StreamCommand>,
-    commands: mpsc::Receiver<StreamCommand>,
-    window_start: Instant,
-    window_bytes: u64,
+    publication: Option<Publication>,
     /// A publish was accepted on this connection (later silence is idleness, not a
     /// handshake that never finished).
     published: bool,
@@ -106,21 +93,12 @@ impl Conn {
             ..ServerConfig::default()
         };
         let seed = Ulid::new().random() as u64;
-        let (commands_tx, commands) = mpsc::channel(8);
         Conn {
             session: ServerSession::new(cfg, seed),
             shared,
             peer,
             session_id,
-            live: None,
-            tracks: Vec::new(),
-            recorder: None,
-            batch: Vec::new(),
-            wanted: None,
-            commands_tx,
-            commands,
-            window_start: Instant::now(),
-            window_bytes: 0,
+            publication: None,
             published: false,
         }
     }
@@ -144,7 +122,7 @@ impl Conn {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep_until(until) => break,
-                        Some(cmd) = self.commands.recv() => {
+                        Some(cmd) = next_command(self.publication.as_mut()) => {
                             if self.on_command(cmd).await {
                                 return Ok("shutdown");
                             }
@@ -157,7 +135,7 @@ impl Conn {
             let (res, b) = loop {
                 tokio::select! {
                     r = &mut read => break r,
-                    Some(cmd) = self.commands.recv() => {
+                    Some(cmd) = next_command(self.publication.as_mut()) => {
                         if self.on_command(cmd).await {
                             return Ok("shutdown");
                         }
@@ -168,10 +146,10 @@ impl Conn {
                             timer.as_mut().reset((last_data + limit).into());
                             continue;
                         }
-                        if self.published && self.live.is_none() {
+                        if self.published && self.publication.is_none() {
                             return Ok("idle after unpublish");
                         }
-                        return Err(if self.live.is_some() {
+                        return Err(if self.publication.is_some() {
                             format!("no data for {}", humantime::format_duration(idle))
                         } else {
                             format!("no publish within {}", humantime::format_duration(handshake))
@@ -182,7 +160,7 @@ impl Conn {
             buf = b;
             let n = res.map_err(|e| format!("read: {e}"))?;
             if n == 0 {
-                return Ok(if self.live.is_some() {
+                return Ok(if self.publication.is_some() {
                     "disconnected"
                 } else {
                     "closed"
@@ -212,7 +190,7 @@ impl Conn {
     /// less for a fast feed, so that a read takes about [`READ_TARGET`] bytes and the
     /// socket buffer (autotuned from 128 KiB) never throttles the publisher.
     fn coalesce_wait(&self, max: Duration) -> Option<Duration> {
-        let live = self.live.as_ref()?;
+        let live = self.publication.as_ref()?.live();
         let bps = live.stats.bitrate_bps.load(Relaxed);
         let wait = if bps == 0 {
             max / 4
@@ -246,35 +224,18 @@ impl Conn {
                     );
                 }
                 Event::PublishRequested(req) => {
-                    let name = format!("{}/{}", req.app, req.name);
-                    let live = Arc::new(LiveStream {
-                        name: name.clone(),
+                    let origin = Origin {
                         protocol: "rtmp",
                         remote: self.peer,
                         session_id: self.session_id.clone(),
-                        started_at: Utc::now(),
-                        tracks: RwLock::new(Vec::new()),
-                        stats: Default::default(),
-                        recording: RwLock::new(None),
-                        blocked: RwLock::new(None),
-                        commands: self.commands_tx.clone(),
-                    });
-                    let r = if self.shared.registry.claim(live.clone()) {
-                        info!(stream = %name, publish_type = %req.publish_type, "publishing");
-                        self.shared.metrics.live_streams.fetch_add(1, Relaxed);
-                        self.live = Some(live);
+                    };
+                    let name = format!("{}/{}", req.app, req.name);
+                    debug!(publish_type = %req.publish_type, "publish requested");
+                    self.publication = Publication::open(&self.shared, name.clone(), origin).await;
+                    let r = if self.publication.is_some() {
                         self.published = true;
-                        if self.shared.policy.records(&name) {
-                            self.wanted = Some(RecordingRequest::default());
-                            self.start_recording().await.ok();
-                        }
                         self.session.accept_publish()
                     } else {
-                        warn!(stream = %name, "refused: the stream is already being published");
-                        self.shared
-                            .metrics
-                            .publishes_refused_total
-                            .fetch_add(1, Relaxed);
                         self.session.reject_publish(
                             "NetStream.Publish.BadName",
                             &format!("stream {name} is already being published"),
@@ -287,182 +248,49 @@ impl Conn {
                     debug!(?props, "onMetaData");
                 }
                 Event::Track(t) => {
-                    info!(track = t.id.0, codec = %t.codec_string, params = ?t.params, "track");
-                    match self.tracks.iter_mut().find(|x| x.id == t.id) {
-                        Some(x) => *x = t,
-                        None => self.tracks.push(t),
-                    }
-                    if let Some(live) = &self.live {
-                        live.set_tracks(self.tracks.clone());
-                    }
-                    self.send_frames().await;
-                    if let Some(r) = &self.recorder {
-                        if !r.tracks(self.tracks.clone()).await {
-                            self.recorder = None;
-                        }
+                    if let Some(p) = &mut self.publication {
+                        p.track(t).await;
                     }
                 }
                 Event::Frame(f) => {
-                    if let Some(live) = &self.live {
-                        let video = self
-                            .tracks
-                            .iter()
-                            .any(|t| t.id == f.track && t.kind() == MediaKind::Video);
-                        if video {
-                            live.stats.video_frames.fetch_add(1, Relaxed);
-                            self.shared
-                                .metrics
-                                .frames_received_video
-                                .fetch_add(1, Relaxed);
-                        } else {
-                            live.stats.audio_frames.fetch_add(1, Relaxed);
-                            self.shared
-                                .metrics
-                                .frames_received_audio
-                                .fetch_add(1, Relaxed);
-                        }
-                    }
-                    if self.recorder.as_ref().is_some_and(|r| r.is_closed()) {
-                        // It ended itself (low disk, write error): its row says why.
-                        self.recorder = None;
-                        self.batch.clear();
-                    }
-                    if self.recorder.is_none() && self.wanted.is_some() && f.key {
-                        // Resume once space is back (checked at most once a second).
-                        if self.shared.space.check().is_ok() {
-                            self.start_recording().await.ok();
-                        }
-                    }
-                    if self.recorder.is_some() {
-                        self.batch.push(f);
+                    if let Some(p) = &mut self.publication {
+                        p.frame(f).await;
                     }
                 }
                 Event::Unpublished => {
-                    self.send_frames().await;
                     self.end_publish("unpublished").await;
                 }
                 Event::Skipped { reason, offset } => {
                     warn!(offset, "{reason}");
-                    if let Some(live) = &self.live {
-                        live.stats.skipped.fetch_add(1, Relaxed);
+                    if let Some(p) = &self.publication {
+                        p.live().stats.skipped.fetch_add(1, Relaxed);
                     }
                 }
             }
         }
-        self.send_frames().await;
+        if let Some(p) = &mut self.publication {
+            p.send_frames().await;
+        }
         Ok(())
     }
 
-    /// Hands the frames of this read to the recorder in one message.
-    async fn send_frames(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let frames = std::mem::take(&mut self.batch);
-        if let Some(r) = &self.recorder {
-            if !r.frames(frames).await {
-                self.recorder = None;
-            }
-        }
-    }
-
     fn count_bytes(&mut self, n: u64) {
-        let Some(live) = &self.live else { return };
-        live.stats.bytes_in.fetch_add(n, Relaxed);
-        self.window_bytes += n;
-        let el = self.window_start.elapsed();
-        if el >= Duration::from_secs(1) {
-            live.stats.bitrate_bps.store(
-                (self.window_bytes as f64 * 8.0 / el.as_secs_f64()) as u64,
-                Relaxed,
-            );
-            self.window_bytes = 0;
-            self.window_start = Instant::now();
-        }
-    }
-
-    async fn start_recording(&mut self) -> Result<crate::index::Recording, EngineError> {
-        let (Some(live), Some(req)) = (self.live.clone(), self.wanted.clone()) else {
-            return Err(EngineError::Unavailable("stream is not live".into()));
-        };
-        let settings = Settings::resolve(&self.shared, &req)?;
-        match recorder::start(
-            self.shared.clone(),
-            live.clone(),
-            self.tracks.clone(),
-            settings,
-        )
-        .await
-        {
-            Ok((h, rec)) => {
-                self.recorder = Some(h);
-                Ok(rec)
-            }
-            Err(e) => {
-                if let EngineError::DiskLow(why) = &e {
-                    if live.blocked.read().map(|b| b.is_none()).unwrap_or(true) {
-                        warn!(stream = %live.name, %why, "not recording");
-                    }
-                    live.set_blocked(Some(why.clone()));
-                } else {
-                    warn!(stream = %live.name, error = %e, "could not start recording");
-                }
-                Err(e)
-            }
+        if let Some(p) = &mut self.publication {
+            p.count_bytes(n);
         }
     }
 
     /// Handles an API command; `true` to close the connection.
     async fn on_command(&mut self, cmd: StreamCommand) -> bool {
-        match cmd {
-            StreamCommand::StartRecording { request, reply } => {
-                if let Some(r) = self.recorder.take() {
-                    r.stop("restarted").await;
-                }
-                self.wanted = Some(request);
-                let _ = reply.send(self.start_recording().await);
-                false
-            }
-            StreamCommand::StopRecording { id, reply } => {
-                let r = match self.recorder.take() {
-                    Some(r) if r.id == id => {
-                        self.wanted = None;
-                        match r.stop("api").await {
-                            Some(rec) => Ok(rec),
-                            None => self
-                                .shared
-                                .index
-                                .get(&id)
-                                .map_err(EngineError::from)
-                                .and_then(|r| r.ok_or(EngineError::RecordingNotFound(id))),
-                        }
-                    }
-                    other => {
-                        self.recorder = other;
-                        Err(EngineError::NotRecording(id))
-                    }
-                };
-                let _ = reply.send(r);
-                false
-            }
-            StreamCommand::Shutdown { reply } => {
-                self.end_publish("shutdown").await;
-                let _ = reply.send(());
-                true
-            }
+        match &mut self.publication {
+            Some(p) => p.on_command(cmd).await,
+            None => false,
         }
     }
 
     async fn end_publish(&mut self, reason: &'static str) {
-        if let Some(r) = self.recorder.take() {
-            r.stop(reason).await;
+        if let Some(p) = self.publication.take() {
+            p.end(reason).await;
         }
-        self.wanted = None;
-        if let Some(live) = self.live.take() {
-            self.shared.registry.release(&live);
-            self.shared.metrics.live_streams.fetch_sub(1, Relaxed);
-            info!(stream = %live.name, reason, "stream ended");
-        }
-        self.tracks.clear();
     }
 }
