@@ -74,6 +74,22 @@ impl Config {
             if t.group.is_some() && t.transport != TsTransport::Udp {
                 return Err(format!("mpegts.inputs[{i}]: group is for udp inputs"));
             }
+            let srt_only = t.connect.is_some()
+                || t.streamid.is_some()
+                || t.passphrase.is_some()
+                || t.latency.is_some();
+            if srt_only && t.transport != TsTransport::Srt {
+                return Err(format!(
+                    "mpegts.inputs[{i}]: connect, streamid, passphrase and latency are for srt inputs"
+                ));
+            }
+            if let Some(p) = &t.passphrase {
+                if !(10..=79).contains(&p.len()) {
+                    return Err(format!(
+                        "mpegts.inputs[{i}]: an SRT passphrase has 10 to 79 characters"
+                    ));
+                }
+            }
         }
         let f = self.recording.fragment.0;
         if f.as_millis() < 100 || f.as_secs() > 60 {
@@ -169,11 +185,26 @@ impl Default for MpegTsConfig {
 #[serde(deny_unknown_fields)]
 pub struct TsInput {
     pub transport: TsTransport,
+    /// The local address (for an SRT caller: the local end, e.g. "0.0.0.0:0").
     pub listen: SocketAddr,
+    /// The stream's name; for SRT, the default when the caller sends no stream id.
     pub stream: String,
     /// UDP only: a multicast group to join on `listen`'s address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<std::net::Ipv4Addr>,
+    /// SRT only: call this listener (edgerec pulls) instead of listening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<SocketAddr>,
+    /// SRT only: the stream id sent when calling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streamid: Option<String>,
+    /// SRT only: AES passphrase (10 to 79 characters); callers without it are
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+    /// SRT only: receive latency (the retransmission window), default 120ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<HumanDuration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +212,7 @@ pub struct TsInput {
 pub enum TsTransport {
     Udp,
     Tcp,
+    Srt,
 }
 
 /// Checks a configured stream name: `app/name`, printable, no empty or dot-only

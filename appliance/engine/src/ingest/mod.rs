@@ -3,4 +3,5 @@
 
 pub mod publication;
 pub mod rtmp;
+pub mod srt;
 pub mod ts;

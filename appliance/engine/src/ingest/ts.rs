@@ -34,6 +34,8 @@ const WARN_LIMIT: u32 = 20;
 pub enum Bound {
     Udp(TsInput, std::net::UdpSocket),
     Tcp(TsInput, std::net::TcpListener),
+    /// An SRT listener's socket, or `None` for an SRT caller.
+    Srt(TsInput, Option<std::net::UdpSocket>),
 }
 
 pub fn bind(inputs: &[TsInput]) -> std::io::Result<Vec<Bound>> {
@@ -49,6 +51,12 @@ pub fn bind(inputs: &[TsInput]) -> std::io::Result<Vec<Bound>> {
                     l.set_nonblocking(true)?;
                     Ok(Bound::Tcp(i.clone(), l))
                 }),
+                TsTransport::Srt if i.connect.is_some() => Ok(Bound::Srt(i.clone(), None)),
+                TsTransport::Srt => {
+                    let s = std::net::UdpSocket::bind(i.listen)?;
+                    s.set_nonblocking(true)?;
+                    Ok(Bound::Srt(i.clone(), Some(s)))
+                }
             }
             .map_err(err)
         })
@@ -93,11 +101,12 @@ pub async fn serve(shared: Arc<Shared>, bound: Bound, stop: watch::Receiver<bool
                 .instrument(span)
                 .await
         }
+        Bound::Srt(input, socket) => super::srt::serve(shared, input, socket, stop).await,
     }
 }
 
 /// A live TS feed: demuxer in, publication out.
-struct Feed {
+pub(super) struct Feed {
     demux: TsDemuxer,
     /// UDP only: datagrams back in order before the demuxer.
     reorder: Option<Reorder>,
@@ -108,9 +117,9 @@ struct Feed {
 }
 
 impl Feed {
-    async fn open(
+    pub(super) async fn open(
         shared: &Arc<Shared>,
-        input: &TsInput,
+        stream: String,
         protocol: &'static str,
         remote: SocketAddr,
     ) -> Option<Feed> {
@@ -119,7 +128,7 @@ impl Feed {
             remote,
             session_id: Ulid::new().to_string(),
         };
-        let publication = Publication::open(shared, input.stream.clone(), origin).await?;
+        let publication = Publication::open(shared, stream, origin).await?;
         info!(%remote, "feed started");
         Some(Feed {
             demux: TsDemuxer::new(),
@@ -131,8 +140,8 @@ impl Feed {
         })
     }
 
-    /// A read of a byte stream (TCP).
-    async fn input(&mut self, data: &[u8]) {
+    /// A read of a byte stream (TCP, SRT).
+    pub(super) async fn input(&mut self, data: &[u8]) {
         self.publication.count_bytes(data.len() as u64);
         self.demux.handle_input(data);
         self.drain().await;
@@ -211,7 +220,11 @@ impl Feed {
         }
     }
 
-    async fn end(mut self, reason: &'static str) {
+    pub(super) fn publication(&mut self) -> &mut Publication {
+        &mut self.publication
+    }
+
+    pub(super) async fn end(mut self, reason: &'static str) {
         if let Some(r) = &mut self.reorder {
             r.handle_end();
             while let Some(d) = r.poll_datagram() {
@@ -299,7 +312,7 @@ async fn serve_udp(
                 if refused_at.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
                     continue;
                 }
-                match Feed::open(&shared, &input, "mpegts-udp", from).await {
+                match Feed::open(&shared, input.stream.clone(), "mpegts-udp", from).await {
                     Some(f) => {
                         feed = Some((f, from));
                         refused_at = None;
@@ -352,7 +365,7 @@ async fn serve_tcp_conn(
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(feed) = Feed::open(&shared, &input, "mpegts-tcp", peer).await else {
+    let Some(feed) = Feed::open(&shared, input.stream.clone(), "mpegts-tcp", peer).await else {
         let _ = socket.shutdown(std::net::Shutdown::Both);
         return;
     };
