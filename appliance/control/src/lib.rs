@@ -34,6 +34,7 @@ pub struct ApiState {
 pub fn router(state: Arc<ApiState>) -> Router {
     let protected = Router::new()
         .route("/v1/streams", get(routes::streams))
+        .route("/v1/sources", get(routes::sources))
         .route("/v1/streams/{*name}", get(routes::stream))
         .route("/v1/recordings", get(routes::list).post(routes::start))
         .route(

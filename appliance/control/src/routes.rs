@@ -50,6 +50,10 @@ pub async fn streams(State(s): S) -> Json<serde_json::Value> {
     Json(json!({ "streams": s.engine.streams() }))
 }
 
+pub async fn sources(State(s): S) -> Json<serde_json::Value> {
+    Json(json!({ "sources": s.engine.sources() }))
+}
+
 pub async fn stream(
     State(s): S,
     path: Result<Path<String>, PathRejection>,

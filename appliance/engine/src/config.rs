@@ -24,6 +24,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub rtmp: RtmpConfig,
     pub mpegts: MpegTsConfig,
+    pub rtsp: RtspConfig,
     pub recording: RecordingConfig,
     pub naming: NamingConfig,
     pub storage: StorageConfig,
@@ -38,6 +39,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             rtmp: RtmpConfig::default(),
             mpegts: MpegTsConfig::default(),
+            rtsp: RtspConfig::default(),
             recording: RecordingConfig::default(),
             naming: NamingConfig::default(),
             storage: StorageConfig::default(),
@@ -89,6 +91,16 @@ impl Config {
                         "mpegts.inputs[{i}]: an SRT passphrase has 10 to 79 characters"
                     ));
                 }
+            }
+        }
+        for (i, s) in self.rtsp.sources.iter().enumerate() {
+            check_stream_name(&s.stream).map_err(|e| format!("rtsp.sources[{i}]: {e}"))?;
+            let scheme = s.url.split("://").next().unwrap_or("");
+            if !matches!(scheme, "rtsp" | "rtsps") || url::Url::parse(&s.url).is_err() {
+                return Err(format!(
+                    "rtsp.sources[{i}]: {:?} is not an rtsp:// URL",
+                    s.url
+                ));
             }
         }
         let f = self.recording.fragment.0;
@@ -213,6 +225,38 @@ pub enum TsTransport {
     Udp,
     Tcp,
     Srt,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtspConfig {
+    /// Cameras and servers to pull from, each recorded as a named stream.
+    pub sources: Vec<RtspSource>,
+}
+
+/// An RTSP source: pulled while edgerec runs, reconnected with backoff.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtspSource {
+    /// `rtsp://host[:port]/path` (credentials may be in the URL or below).
+    pub url: String,
+    pub stream: String,
+    #[serde(default)]
+    pub transport: RtspTransport,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    /// RTP interleaved on the RTSP connection: works through NAT and firewalls.
+    #[default]
+    Tcp,
+    /// RTP over UDP (LAN only: no reordering).
+    Udp,
 }
 
 /// Checks a configured stream name: `app/name`, printable, no empty or dot-only

@@ -75,6 +75,8 @@ pub struct Shared {
     pub default_template: Template,
     /// The recordings root (DATA_DIR/recordings).
     pub root: PathBuf,
+    /// Pulled RTSP sources and their state.
+    pub sources: ingest::rtsp_pull::SourceTable,
 }
 
 pub struct Engine {
@@ -105,6 +107,7 @@ impl Engine {
                 "recovered recordings left open by a crash or power cut"
             );
         }
+        let config_sources = config.rtsp.sources.clone();
         let shared = Arc::new(Shared {
             policy: RecordPolicy::new(&config.recording).map_err(EngineError::BadRequest)?,
             default_template: Template::parse(&config.recording.template)
@@ -116,6 +119,7 @@ impl Engine {
             registry: Registry::default(),
             sanitizer,
             root,
+            sources: ingest::rtsp_pull::SourceTable::new(&config_sources),
         });
 
         let n = shared.config.shard_count();
@@ -129,15 +133,21 @@ impl Engine {
         {
             ts[i % n].push(b);
         }
+        // RTSP sources too, after them.
+        let mut pulls: Vec<Vec<(usize, config::RtspSource)>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, src) in shared.config.rtsp.sources.iter().enumerate() {
+            pulls[(i + shared.config.mpegts.inputs.len()) % n].push((i, src.clone()));
+        }
         let (stop, stop_rx) = watch::channel(false);
         let mut shards = Vec::with_capacity(n);
-        for ((i, l), ts) in listeners.into_iter().enumerate().zip(ts) {
+        for (((i, l), ts), pulls) in listeners.into_iter().enumerate().zip(ts).zip(pulls) {
             let s = shared.clone();
             let rx = stop_rx.clone();
+            let inputs = shard::Inputs { ts, pulls };
             shards.push(
                 std::thread::Builder::new()
                     .name(format!("shard-{i}"))
-                    .spawn(move || shard::run(i, s, l, ts, rx))?,
+                    .spawn(move || shard::run(i, s, l, inputs, rx))?,
             );
         }
         info!(shards = n, rtmp = %rtmp_addr, root = %shared.root.display(), "engine started");
@@ -182,6 +192,11 @@ impl Engine {
         self.shared
             .metrics
             .render(disk::free_bytes(&self.shared.root).ok())
+    }
+
+    /// Pulled sources (RTSP) and their state.
+    pub fn sources(&self) -> Vec<ingest::rtsp_pull::SourceStatus> {
+        self.shared.sources.all()
     }
 
     pub fn streams(&self) -> Vec<StreamView> {

@@ -34,18 +34,28 @@ pub fn bind_listeners(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpList
 }
 
 /// Runs shard `id` on the current thread until `stop` turns true.
+/// What a shard serves besides its RTMP listener.
+pub struct Inputs {
+    pub ts: Vec<crate::ingest::ts::Bound>,
+    /// RTSP sources to pull: (index in the configuration, source).
+    pub pulls: Vec<(usize, crate::config::RtspSource)>,
+}
+
 pub fn run(
     id: usize,
     shared: Arc<Shared>,
     rtmp: TcpListener,
-    ts: Vec<crate::ingest::ts::Bound>,
+    inputs: Inputs,
     mut stop: watch::Receiver<bool>,
 ) {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         tokio_uring::builder().entries(RING_ENTRIES).start(async move {
             let listener = tokio_uring::net::TcpListener::from_std(rtmp);
-            for b in ts {
+            for b in inputs.ts {
                 tokio_uring::spawn(crate::ingest::ts::serve(shared.clone(), b, stop.clone()));
+            }
+            for (i, src) in inputs.pulls {
+                tokio_uring::spawn(crate::ingest::rtsp_pull::pull(shared.clone(), i, src, stop.clone()));
             }
             info!(shard = id, "shard running");
             loop {

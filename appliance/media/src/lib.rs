@@ -11,6 +11,7 @@ pub mod aac;
 pub mod annexb;
 pub mod avc;
 pub mod codec;
+pub mod decode_time;
 pub mod frame;
 pub mod mp3;
 pub mod time;

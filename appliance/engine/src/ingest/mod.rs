@@ -3,5 +3,6 @@
 
 pub mod publication;
 pub mod rtmp;
+pub mod rtsp_pull;
 pub mod srt;
 pub mod ts;
