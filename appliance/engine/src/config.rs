@@ -247,6 +247,33 @@ pub struct RtspSource {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Workarounds for cameras that break the RTSP/RTP rules in known ways.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quirks: Vec<RtspQuirk>,
+}
+
+/// A named workaround for a camera's RTSP bug (each maps to a retina policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RtspQuirk {
+    /// The PLAY response's RTP-Info `rtptime` is wrong: start every stream at zero
+    /// instead of syncing them by it.
+    IgnoreRtptime,
+    /// The RTP-Info `seq` is wrong (beyond the 0/1 values always ignored, as the
+    /// Hikvision DS-2CD2032-I and Tapo C320WS send): take it from the packets.
+    IgnoreRtpInfoSeq,
+    /// Each SETUP answers with a different session id: keep the first.
+    FirstSessionId,
+    /// RTCP arrives with an SSRC the SETUP did not announce: use it anyway.
+    AnyRtcpSsrc,
+    /// live555-based servers that keep sending a dead TCP session's data on a
+    /// new connection: treat unknown interleaved channels as that bug.
+    Live555StaleSession,
+    /// The camera misbehaves after TEARDOWN: never send it.
+    NoTeardown,
+    /// Timestamps jump backwards or far ahead: enforce a monotonic clock
+    /// (at most 10 s forward per frame), ending the session otherwise.
+    MonotonicTimestamps,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -530,6 +557,37 @@ mod tests {
         let mut c = c.clone();
         c.mpegts.inputs[1].group = Some([239, 1, 1, 2].into());
         assert!(c.validate().unwrap_err().contains("group is for udp"));
+    }
+
+    #[test]
+    fn rtsp_sources_with_quirks() {
+        let c: Config = toml::from_str(
+            r#"
+            [[rtsp.sources]]
+            url = "rtsp://user:pw@10.0.0.20/stream1"
+            stream = "cams/door"
+            quirks = ["ignore-rtptime", "first-session-id", "no-teardown"]
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let s = &c.rtsp.sources[0];
+        assert_eq!(s.transport, RtspTransport::Tcp);
+        assert_eq!(
+            s.quirks,
+            [
+                RtspQuirk::IgnoreRtptime,
+                RtspQuirk::FirstSessionId,
+                RtspQuirk::NoTeardown
+            ]
+        );
+        let bad: Result<Config, _> = toml::from_str(
+            "[[rtsp.sources]]\nurl = \"rtsp://x/y\"\nstream = \"a/b\"\nquirks = [\"be-nice\"]",
+        );
+        assert!(bad.is_err());
+        let mut c2 = c.clone();
+        c2.rtsp.sources[0].url = "http://10.0.0.20/stream1".into();
+        assert!(c2.validate().is_err());
     }
 
     #[test]

@@ -21,8 +21,9 @@ use edgerec_media::{
 };
 use futures::StreamExt;
 use retina::client::{
-    Credentials, InitialTimestampPolicy, PlayOptions, Session, SessionGroup, SessionOptions,
-    SetupOptions, Transport,
+    Credentials, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions, Session,
+    SessionGroup, SessionIdPolicy, SessionOptions, SetupOptions, TeardownPolicy, Transport,
+    UnassignedChannelDataPolicy, UnknownRtcpSsrcPolicy,
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use serde::Serialize;
@@ -31,7 +32,7 @@ use tracing::{info, warn, Instrument};
 use ulid::Ulid;
 
 use super::publication::{next_command, Origin, Publication};
-use crate::config::{RtspSource, RtspTransport};
+use crate::config::{RtspQuirk, RtspSource, RtspTransport};
 use crate::Shared;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -154,10 +155,20 @@ async fn session(
     let _ = url.set_username("");
     let _ = url.set_password(None);
     let remote = remote_addr(&url).await;
-    let options = SessionOptions::default()
+    let q = |x: RtspQuirk| src.quirks.contains(&x);
+    let mut options = SessionOptions::default()
         .creds(creds)
         .user_agent(format!("edgerec/{}", env!("CARGO_PKG_VERSION")))
         .session_group(group.clone());
+    if q(RtspQuirk::FirstSessionId) {
+        options = options.session_id(SessionIdPolicy::UseFirst);
+    }
+    if q(RtspQuirk::Live555StaleSession) {
+        options = options.unassigned_channel_data(UnassignedChannelDataPolicy::AssumeStaleSession);
+    }
+    if q(RtspQuirk::NoTeardown) {
+        options = options.teardown(TeardownPolicy::Never);
+    }
     let mut described = Session::describe(url, options)
         .await
         .map_err(|e| e.to_string())?;
@@ -196,8 +207,23 @@ async fn session(
             .frame_format(FrameFormat::MP4);
         described.setup(*s, opts).await.map_err(|e| e.to_string())?;
     }
+    let mut play = PlayOptions::default().initial_timestamp(if q(RtspQuirk::IgnoreRtptime) {
+        InitialTimestampPolicy::Ignore
+    } else {
+        InitialTimestampPolicy::Permissive
+    });
+    if q(RtspQuirk::IgnoreRtpInfoSeq) {
+        play = play.initial_seq(InitialSequenceNumberPolicy::Ignore);
+    }
+    if q(RtspQuirk::AnyRtcpSsrc) {
+        play = play.unknown_rtcp_ssrc(UnknownRtcpSsrcPolicy::ProcessPackets);
+    }
+    if q(RtspQuirk::MonotonicTimestamps) {
+        play =
+            play.enforce_timestamps_with_max_jump_secs(std::num::NonZeroU32::MIN.saturating_add(9));
+    }
     let mut playing = described
-        .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+        .play(play)
         .await
         .map_err(|e| e.to_string())?
         .demuxed()
