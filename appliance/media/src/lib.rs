@@ -11,9 +11,11 @@ pub mod aac;
 pub mod annexb;
 pub mod avc;
 pub mod codec;
+pub mod codec_string;
 pub mod decode_time;
 pub mod frame;
 pub mod mp3;
+pub mod opus;
 pub mod time;
 
 pub use codec::{AudioParams, Codec, MediaKind, TrackInfo, TrackParams, VideoParams};

@@ -2,6 +2,9 @@
 //!
 //! Legacy FLV codecs: H.264 (AVC sequence header + length-prefixed NAL units with a
 //! composition time offset), AAC (AudioSpecificConfig + raw frames), MP3 and G.711.
+//! Enhanced RTMP (FourCC): H.265 `hvc1`, AV1 `av01`, VP9 `vp09` video and Opus
+//! audio, whose sequence starts carry the MP4 configuration records (OpusHead is
+//! turned into `dOps`).
 //! Frame payloads are slices of the message buffer: no copy.
 
 use bytes::Bytes;
@@ -26,6 +29,8 @@ pub enum FlvError {
     AvcConfig(String),
     #[error("invalid AAC sequence header: {0}")]
     AacConfig(String),
+    #[error("{0} sequence start of {1} bytes is too short")]
+    VideoConfig(&'static str, usize),
 }
 
 /// Media the demuxer skips, and why. Reported once per kind per session, not fatal.
@@ -34,9 +39,12 @@ pub enum Skipped {
     /// A legacy codec nobody records (Sorenson, VP6, screen video, Speex, Nellymoser, PCM).
     UnsupportedVideoCodec(u8),
     UnsupportedAudioFormat(u8),
-    /// Enhanced RTMP (FourCC) video or audio; recorded once the extension lands.
+    /// Enhanced RTMP (FourCC) video or audio in a codec not recorded (recorded:
+    /// hvc1, av01, vp09, Opus).
     EnhancedVideo([u8; 4]),
     EnhancedAudio,
+    /// An Opus sequence start without a valid OpusHead.
+    BadOpusHead,
     /// A coded frame before the sequence header describing it.
     FrameBeforeConfig(Codec),
     /// The MP3 payload does not start with a frame header.
@@ -50,10 +58,13 @@ impl std::fmt::Display for Skipped {
             Skipped::UnsupportedAudioFormat(c) => write!(f, "unsupported FLV audio format {c}"),
             Skipped::EnhancedVideo(cc) => write!(
                 f,
-                "enhanced RTMP video '{}' is not supported yet",
+                "enhanced RTMP video '{}' is not recorded",
                 String::from_utf8_lossy(cc)
             ),
-            Skipped::EnhancedAudio => write!(f, "enhanced RTMP audio is not supported yet"),
+            Skipped::EnhancedAudio => {
+                write!(f, "enhanced RTMP audio other than Opus is not recorded")
+            }
+            Skipped::BadOpusHead => write!(f, "Opus sequence start without a valid OpusHead"),
             Skipped::FrameBeforeConfig(c) => {
                 write!(f, "{} frame before its sequence header", c.name())
             }
@@ -104,11 +115,7 @@ impl FlvDemuxer {
             return Ok(None);
         };
         if b0 & 0x80 != 0 {
-            let mut cc = [0u8; 4];
-            if let Some(s) = data.get(1..5) {
-                cc.copy_from_slice(s);
-            }
-            return Ok(Some(FlvOutput::Skipped(Skipped::EnhancedVideo(cc))));
+            return self.enhanced_video(b0, dts_ms, data);
         }
         let frame_type = b0 >> 4;
         let codec_id = b0 & 0x0f;
@@ -160,6 +167,154 @@ impl FlvDemuxer {
                 })))
             }
             _ => Ok(None), // end of sequence
+        }
+    }
+
+    /// Enhanced RTMP video (the FourCC extension, E-RTMP v1/v2): `b0` holds the
+    /// frame type (bits 4-6) and the packet type (bits 0-3); the FourCC follows.
+    fn enhanced_video(
+        &mut self,
+        b0: u8,
+        dts_ms: i64,
+        data: Bytes,
+    ) -> Result<Option<FlvOutput>, FlvError> {
+        let frame_type = (b0 >> 4) & 0x07;
+        let packet_type = b0 & 0x0f;
+        let cc: [u8; 4] = data
+            .get(1..5)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(FlvError::Truncated("enhanced video", data.len()))?;
+        let codec = match &cc {
+            b"avc1" => Codec::H264,
+            b"hvc1" => Codec::H265,
+            b"av01" => Codec::Av1,
+            b"vp09" => Codec::Vp9,
+            _ => return Ok(Some(FlvOutput::Skipped(Skipped::EnhancedVideo(cc)))),
+        };
+        if frame_type == 5 {
+            return Ok(None); // command frame
+        }
+        match packet_type {
+            // SequenceStart: the codec's MP4 configuration record.
+            0 => {
+                let record = data.slice(5..);
+                if codec == Codec::H264 {
+                    let c = AvcConfig::parse(&record)
+                        .map_err(|e| FlvError::AvcConfig(e.to_string()))?;
+                    let info = TrackInfo {
+                        id: VIDEO_TRACK,
+                        codec,
+                        params: TrackParams::Video(VideoParams {
+                            width: c.width,
+                            height: c.height,
+                        }),
+                        codec_string: c.codec_string(),
+                        config: record,
+                    };
+                    return Ok(self.set_track(info, true));
+                }
+                let codec_string = match codec {
+                    Codec::H265 => edgerec_media::codec_string::hevc(&record),
+                    Codec::Av1 => edgerec_media::codec_string::av1(&record),
+                    _ => edgerec_media::codec_string::vp9(&record),
+                }
+                .ok_or_else(|| FlvError::VideoConfig(codec.name(), record.len()))?;
+                let info = TrackInfo {
+                    id: VIDEO_TRACK,
+                    codec,
+                    // Picture size is in the bitstream; the record does not carry it.
+                    params: TrackParams::Video(VideoParams {
+                        width: 0,
+                        height: 0,
+                    }),
+                    codec_string,
+                    config: record,
+                };
+                Ok(self.set_track(info, true))
+            }
+            // CodedFrames (H.264/H.265 with a composition time offset) and CodedFramesX
+            // (offset zero).
+            1 | 3 => {
+                if self.video.as_ref().is_none_or(|v| v.codec != codec) {
+                    return Ok(Some(FlvOutput::Skipped(Skipped::FrameBeforeConfig(codec))));
+                }
+                let (cts, start) = if packet_type == 1 && matches!(codec, Codec::H264 | Codec::H265)
+                {
+                    let b = data
+                        .get(5..8)
+                        .ok_or(FlvError::Truncated("enhanced video", data.len()))?;
+                    (i32::from_be_bytes([b[0], b[1], b[2], 0]) >> 8, 8)
+                } else {
+                    (0, 5)
+                };
+                let mut payload = data.slice(start..);
+                // AV1 in MP4 carries no temporal delimiter OBUs.
+                if codec == Codec::Av1 && payload.starts_with(&[0x12, 0x00]) {
+                    payload = payload.slice(2..);
+                }
+                if payload.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(FlvOutput::Frame(Frame {
+                    track: VIDEO_TRACK,
+                    dts: MediaTime::new(dts_ms, Timescale::MILLIS),
+                    pts: MediaTime::new(dts_ms + i64::from(cts), Timescale::MILLIS),
+                    key: frame_type == 1 || frame_type == 4,
+                    data: payload,
+                })))
+            }
+            // SequenceEnd, Metadata (colour info), MPEG-2 TS sequence start,
+            // multitrack and ModEx are not media.
+            _ => Ok(None),
+        }
+    }
+
+    /// Enhanced RTMP audio (E-RTMP v2, SoundFormat 9): packet type in the low four
+    /// bits, then the FourCC. Opus is recorded; others are reported once.
+    fn enhanced_audio(&mut self, dts_ms: i64, data: Bytes, out: &mut Vec<FlvOutput>) {
+        let packet_type = data[0] & 0x0f;
+        let Some(cc) = data.get(1..5) else {
+            out.push(FlvOutput::Skipped(Skipped::EnhancedAudio));
+            return;
+        };
+        if cc != b"Opus" {
+            out.push(FlvOutput::Skipped(Skipped::EnhancedAudio));
+            return;
+        }
+        match packet_type {
+            0 => match edgerec_media::opus::OpusHead::parse(&data[5..]) {
+                Ok(h) => {
+                    let info = TrackInfo {
+                        id: AUDIO_TRACK,
+                        codec: Codec::Opus,
+                        params: TrackParams::Audio(AudioParams {
+                            sample_rate: 48_000,
+                            channels: h.channels.max(1),
+                            samples_per_frame: None,
+                        }),
+                        codec_string: "opus".into(),
+                        config: h.dops,
+                    };
+                    out.extend(self.set_track(info, false));
+                }
+                Err(_) => out.push(FlvOutput::Skipped(Skipped::BadOpusHead)),
+            },
+            1 => {
+                if self.audio.as_ref().is_none_or(|a| a.codec != Codec::Opus) {
+                    out.push(FlvOutput::Skipped(Skipped::FrameBeforeConfig(Codec::Opus)));
+                } else if data.len() > 5 {
+                    let t = MediaTime::new(dts_ms, Timescale::MILLIS);
+                    out.push(FlvOutput::Frame(Frame {
+                        track: AUDIO_TRACK,
+                        dts: t,
+                        pts: t,
+                        key: true,
+                        data: data.slice(5..),
+                    }));
+                }
+            }
+            // SequenceEnd, MultichannelConfig (the OpusHead says it), multitrack.
+            _ => {}
         }
     }
 
@@ -266,7 +421,7 @@ impl FlvDemuxer {
                     out.push(frame(payload));
                 }
             }
-            9 => out.push(FlvOutput::Skipped(Skipped::EnhancedAudio)),
+            9 => self.enhanced_audio(dts_ms, data, out),
             other => out.push(FlvOutput::Skipped(Skipped::UnsupportedAudioFormat(other))),
         }
         Ok(())
@@ -381,6 +536,69 @@ mod tests {
         assert_eq!(out.len(), 1);
     }
 
+    /// Enhanced-RTMP FLVs written by ffmpeg 9 (imageio-ffmpeg 0.8.1's binary):
+    /// 1 s of 320x240 25 fps, GOP 25, Opus 48 kHz mono (see tests/data/README.md).
+    fn enhanced(file: &[u8], codec: Codec, cs: &str) {
+        let mut d = FlvDemuxer::default();
+        let mut out = Vec::new();
+        for (t, ts, body) in tags(file) {
+            match t {
+                8 => d.audio(ts, body, &mut out).unwrap(),
+                9 => d.video(ts, body, &mut out).unwrap(),
+                _ => {}
+            }
+        }
+        let tracks: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                FlvOutput::Track(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tracks.len(), 2, "{tracks:?}");
+        let v = tracks.iter().find(|t| t.id == VIDEO_TRACK).unwrap();
+        assert_eq!((v.codec, v.codec_string.as_str()), (codec, cs));
+        let a = tracks.iter().find(|t| t.id == AUDIO_TRACK).unwrap();
+        assert_eq!(a.codec, Codec::Opus);
+        assert_eq!(&a.config[..2], &[0, 1]); // dOps version 0, mono
+        let video: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                FlvOutput::Frame(f) if f.track == VIDEO_TRACK => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(video.len(), 25);
+        assert!(video[0].key);
+        assert_eq!(video.iter().filter(|f| f.key).count(), 1);
+        assert!(video.iter().all(|f| f.pts >= f.dts && !f.data.is_empty()));
+        let audio = out
+            .iter()
+            .filter(|o| matches!(o, FlvOutput::Frame(f) if f.track == AUDIO_TRACK))
+            .count();
+        assert!(audio >= 48, "{audio} Opus packets");
+        assert!(!out.iter().any(|o| matches!(o, FlvOutput::Skipped(_))));
+    }
+
+    #[test]
+    fn enhanced_rtmp_hevc_av1_vp9_opus() {
+        enhanced(
+            include_bytes!("../tests/data/ffmpeg9_hevc_opus_1s.flv"),
+            Codec::H265,
+            "hvc1.1.6.L60.90",
+        );
+        enhanced(
+            include_bytes!("../tests/data/ffmpeg9_av1_opus_1s.flv"),
+            Codec::Av1,
+            "av01.0.00M.08",
+        );
+        enhanced(
+            include_bytes!("../tests/data/ffmpeg9_vp9_opus_1s.flv"),
+            Codec::Vp9,
+            "vp09.00.20.08",
+        );
+    }
+
     #[test]
     fn truncated_and_unsupported_tags() {
         let mut d = FlvDemuxer::default();
@@ -402,7 +620,7 @@ mod tests {
             .unwrap();
         d.video(
             0,
-            Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1']),
+            Bytes::from_static(&[0x90, b'x', b'y', b'z', b'1']),
             &mut out,
         )
         .unwrap();
@@ -422,7 +640,7 @@ mod tests {
             vec![
                 Skipped::FrameBeforeConfig(Codec::H264),
                 Skipped::UnsupportedVideoCodec(2),
-                Skipped::EnhancedVideo(*b"hvc1"),
+                Skipped::EnhancedVideo(*b"xyz1"),
                 Skipped::FrameBeforeConfig(Codec::Aac),
                 Skipped::UnsupportedAudioFormat(6),
             ]

@@ -13,7 +13,8 @@ use crate::Unsupported;
 /// Whether a track's codec can be stored in MP4 by this muxer.
 pub fn supported(info: &TrackInfo) -> Result<(), Unsupported> {
     match info.codec {
-        Codec::H264 | Codec::Aac | Codec::Mp3 => Ok(()),
+        Codec::H264 | Codec::H265 | Codec::Av1 | Codec::Vp9 | Codec::Aac | Codec::Mp3 => Ok(()),
+        Codec::Opus => Ok(()),
         codec => Err(Unsupported {
             track: info.id,
             codec,
@@ -25,14 +26,32 @@ pub fn supported(info: &TrackInfo) -> Result<(), Unsupported> {
 pub fn write(w: &mut BoxWriter<'_>, info: &TrackInfo) -> Result<(), Unsupported> {
     supported(info)?;
     match info.codec {
-        Codec::H264 => {
+        Codec::H264 | Codec::H265 | Codec::Av1 | Codec::Vp9 => {
             let v = info.video().cloned().unwrap_or(edgerec_media::VideoParams {
                 width: 0,
                 height: 0,
             });
-            w.start(b"avc1");
+            // The config is the configuration box's payload as the codec's MP4
+            // binding defines it (for vpcC that includes its version and flags).
+            let (entry, config) = match info.codec {
+                Codec::H264 => (b"avc1", b"avcC"),
+                Codec::H265 => (b"hvc1", b"hvcC"),
+                Codec::Av1 => (b"av01", b"av1C"),
+                _ => (b"vp09", b"vpcC"),
+            };
+            w.start(entry);
             visual_sample_entry(w, v.width, v.height);
-            w.start(b"avcC");
+            w.start(config);
+            w.buf.put_slice(&info.config);
+            w.end();
+            w.end();
+        }
+        Codec::Opus => {
+            let channels = info.audio().map_or(2, |a| a.channels);
+            w.start(b"Opus");
+            // Opus in MP4 always runs at 48 kHz (RFC 7845 / Opus-in-ISOBMFF 4.3).
+            audio_sample_entry(w, channels, 48_000);
+            w.start(b"dOps");
             w.buf.put_slice(&info.config);
             w.end();
             w.end();
