@@ -75,6 +75,17 @@ fn publish_and_check(d: &Daemon, name: &str, video: &[&str], codec: &str) {
         })
         .unwrap_or_else(|| panic!("{stream}: {:?}\n{}", d.recordings(""), d.log()));
     assert_eq!(rec["tracks"][1]["codec"], "opus");
+    if codec != "hevc" {
+        // From AV1's sequence header and VP9's first key frame (H.265: not yet).
+        assert_eq!(
+            (
+                rec["tracks"][0]["width"].as_u64(),
+                rec["tracks"][0]["height"].as_u64()
+            ),
+            (Some(320), Some(240)),
+            "{name}"
+        );
+    }
     let file = part_file(d, &rec, 1);
     let got = probe(&file);
     println!("{name}: source {want:?}\nrecording {got:?}");

@@ -16,6 +16,7 @@ pub mod decode_time;
 pub mod frame;
 pub mod mp3;
 pub mod opus;
+pub mod picture_size;
 pub mod time;
 
 pub use codec::{AudioParams, Codec, MediaKind, TrackInfo, TrackParams, VideoParams};

@@ -106,7 +106,19 @@ impl FlvDemuxer {
         data: Bytes,
         out: &mut Vec<FlvOutput>,
     ) -> Result<(), FlvError> {
-        out.extend(self.video_one(dts_ms, data)?);
+        let r = self.video_one(dts_ms, data)?;
+        // VP9's record has no picture size; its first key frame does.
+        if let (Some(FlvOutput::Frame(f)), Some(v)) = (&r, &self.video) {
+            let unsized_vp9 = v.codec == Codec::Vp9 && v.video().is_some_and(|p| p.width == 0);
+            if unsized_vp9 && f.key {
+                if let Some((width, height)) = edgerec_media::picture_size::vp9_key_frame(&f.data) {
+                    let mut info = v.clone();
+                    info.params = TrackParams::Video(VideoParams { width, height });
+                    out.extend(self.set_track(info, true));
+                }
+            }
+        }
+        out.extend(r);
         Ok(())
     }
 
@@ -219,14 +231,17 @@ impl FlvDemuxer {
                     _ => edgerec_media::codec_string::vp9(&record),
                 }
                 .ok_or_else(|| FlvError::VideoConfig(codec.name(), record.len()))?;
+                // AV1's record holds the sequence header; VP9's size comes with its
+                // first key frame; H.265's would need SPS parsing (not done: 0x0).
+                let (width, height) = match codec {
+                    Codec::Av1 => edgerec_media::picture_size::av1_config(&record),
+                    _ => None,
+                }
+                .unwrap_or((0, 0));
                 let info = TrackInfo {
                     id: VIDEO_TRACK,
                     codec,
-                    // Picture size is in the bitstream; the record does not carry it.
-                    params: TrackParams::Video(VideoParams {
-                        width: 0,
-                        height: 0,
-                    }),
+                    params: TrackParams::Video(VideoParams { width, height }),
                     codec_string,
                     config: record,
                 };
@@ -555,8 +570,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(tracks.len(), 2, "{tracks:?}");
-        let v = tracks.iter().find(|t| t.id == VIDEO_TRACK).unwrap();
+        let v = tracks.iter().rev().find(|t| t.id == VIDEO_TRACK).unwrap();
+        if codec != Codec::H265 {
+            assert_eq!(v.video().map(|p| (p.width, p.height)), Some((320, 240)));
+        }
         assert_eq!((v.codec, v.codec_string.as_str()), (codec, cs));
         let a = tracks.iter().find(|t| t.id == AUDIO_TRACK).unwrap();
         assert_eq!(a.codec, Codec::Opus);
