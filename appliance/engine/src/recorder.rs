@@ -162,6 +162,7 @@ pub async fn start(
         rec: rec.clone(),
         part: None,
         origin: None,
+        preroll: Vec::new(),
     };
     tokio_uring::spawn(r.run(rx));
     Ok((RecorderHandle { id, tx }, rec))
@@ -183,7 +184,16 @@ struct Recorder {
     part: Option<OpenPart>,
     /// Decode time of the recording's first frame.
     origin: Option<MediaTime>,
+    /// Audio that came before the first video key frame of a part, kept if it is
+    /// at most [`PREROLL`] ahead of it (senders interleave audio a little early).
+    preroll: Vec<Frame>,
 }
+
+/// How far audio may precede the video key frame a part starts with and still be
+/// recorded (with the video track starting after an empty edit).
+const PREROLL: MediaTime = MediaTime::new(200, Timescale::MILLIS);
+/// Audio frames held while waiting for a key frame (older ones are dropped).
+const PREROLL_FRAMES: usize = 64;
 
 /// Why a recorder ended early.
 enum Halt {
@@ -370,14 +380,41 @@ impl Recorder {
                 self.close_part(PartState::Finalized).await?;
             }
         }
+        let mut preroll = Vec::new();
         if self.part.is_none() {
             if has_video && !cut_point {
-                // A part starts with a key frame (audio before it is kept once open).
-                self.shared.metrics.dropped(DropReason::BeforeKeyFrame);
+                // A part starts with a key frame; audio just before it is held.
+                if !is_video {
+                    if self.preroll.len() == PREROLL_FRAMES {
+                        self.preroll.remove(0);
+                        self.shared.metrics.dropped(DropReason::BeforeKeyFrame);
+                    }
+                    self.preroll.push(f);
+                } else {
+                    self.shared.metrics.dropped(DropReason::BeforeKeyFrame);
+                }
                 return Ok(());
             }
-            self.open_part(&f).await?;
+            let earliest = f.dts.saturating_sub(PREROLL);
+            for a in self.preroll.drain(..) {
+                if a.dts >= earliest && a.dts <= f.dts {
+                    preroll.push(a);
+                } else {
+                    self.shared.metrics.dropped(DropReason::BeforeKeyFrame);
+                }
+            }
+            let on_key = is_video && f.key;
+            self.open_part(preroll.first().unwrap_or(&f), on_key)
+                .await?;
         }
+        for a in preroll {
+            self.push_to_part(a, false).await?;
+        }
+        self.push_to_part(f, is_video).await
+    }
+
+    /// Hands a frame to the open part's muxer and writes what it completes.
+    async fn push_to_part(&mut self, f: Frame, is_video: bool) -> Result<(), Halt> {
         let Some(p) = self.part.as_mut() else {
             return Ok(());
         };
@@ -482,7 +519,9 @@ impl Recorder {
         }
     }
 
-    async fn open_part(&mut self, first: &Frame) -> Result<(), Halt> {
+    /// Opens the next part; `first` is its first frame (pre-rolled audio or the
+    /// key frame), `on_key` whether the part starts on a video key frame.
+    async fn open_part(&mut self, first: &Frame, on_key: bool) -> Result<(), Halt> {
         let index = self.rec.parts.len() as u32 + 1;
         let started_at = Utc::now();
         let ext = self.settings.container.extension();
@@ -524,12 +563,7 @@ impl Recorder {
             start_offset_ms: first.dts.saturating_sub(origin).as_millis().max(0) as u64,
             duration_ms: 0,
             size_bytes: 0,
-            first_keyframe_at: (first.key
-                && self
-                    .tracks
-                    .iter()
-                    .any(|t| t.id == first.track && t.kind() == MediaKind::Video))
-            .then_some(started_at),
+            first_keyframe_at: on_key.then_some(started_at),
             frames: FrameCounts::default(),
         });
         self.part = Some(OpenPart {
