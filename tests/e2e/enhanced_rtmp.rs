@@ -20,15 +20,9 @@ fn ffmpeg9() -> PathBuf {
 /// 5 s of test pattern encoded once by ffmpeg 9 with `video` args and Opus, in
 /// Matroska (which holds all three codecs).
 fn source9(name: &str, video: &[&str]) -> PathBuf {
-    let dir = scratch().join("media");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}_opus_5s.mkv"));
-    if path.exists() {
-        return path;
-    }
-    let tmp = dir.join(format!(".{name}.{}.mkv", std::process::id()));
-    let st = Command::new(ffmpeg9())
-        .args([
+    encoded_once(&format!("{name}_opus_5s.mkv"), |tmp| {
+        let mut c = Command::new(ffmpeg9());
+        c.args([
             "-v",
             "error",
             "-y",
@@ -41,18 +35,13 @@ fn source9(name: &str, video: &[&str]) -> PathBuf {
         .args(["-t", "5", "-pix_fmt", "yuv420p", "-g", "25"])
         .args(video)
         .args(["-c:a", "libopus", "-b:a", "64k"])
-        .arg(&tmp)
-        .stdin(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "encoding {name}");
-    std::fs::rename(&tmp, &path).unwrap();
-    path
+        .arg(tmp);
+        c
+    })
 }
 
 fn publish_and_check(d: &Daemon, name: &str, video: &[&str], codec: &str) {
     let src = source9(name, video);
-    let want = probe(&src);
     let stream = format!("live/{name}");
     let out = Command::new(ffmpeg9())
         .args(["-v", "error", "-re", "-i"])
@@ -67,13 +56,7 @@ fn publish_and_check(d: &Daemon, name: &str, video: &[&str], codec: &str) {
         "ffmpeg 9: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rec = d
-        .wait_for(Duration::from_secs(5), |d| {
-            d.recordings(&format!("?stream={stream}"))
-                .into_iter()
-                .find(|r| r["state"] == "finalized")
-        })
-        .unwrap_or_else(|| panic!("{stream}: {:?}\n{}", d.recordings(""), d.log()));
+    let rec = finalized(d, &stream, Duration::from_secs(5));
     assert_eq!(rec["tracks"][1]["codec"], "opus");
     if codec != "hevc" {
         // From AV1's sequence header and VP9's first key frame (H.265: not yet).
@@ -86,24 +69,9 @@ fn publish_and_check(d: &Daemon, name: &str, video: &[&str], codec: &str) {
             "{name}"
         );
     }
-    let file = part_file(d, &rec, 1);
-    let got = probe(&file);
-    println!("{name}: source {want:?}\nrecording {got:?}");
     // Every frame, including the Opus packet ffmpeg 9 puts 7 ms before the first
     // video frame for AV1 and VP9 (the recorder pre-rolls such audio).
-    for c in [codec, "opus"] {
-        assert_eq!(
-            got.stream(c).packets,
-            want.stream(c).packets,
-            "{name} {c} frames"
-        );
-    }
-    assert!(
-        (got.duration - want.duration).abs() < 0.1,
-        "{name}: {got:?}"
-    );
-    assert!(starts_with_key_frame(&file), "{name}");
-    decode_all(&file).unwrap_or_else(|e| panic!("{name} decodes: {e}"));
+    assert_every_frame(d, &rec, &src, &[codec, "opus"], 0.1);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use edgerec_e2e::*;
@@ -33,55 +33,18 @@ stream = "ts/tcp"
 
 /// ffmpeg sends `file` in real time as MPEG-TS to `url` (udp:// or tcp://).
 fn send_ts(file: &Path, url: &str) -> Child {
-    Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-i"])
-        .arg(file)
-        .args(["-c", "copy", "-f", "mpegts", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg")
+    publish_as(file, "mpegts", url)
 }
 
-fn finalized(d: &Daemon, stream: &str) -> Value {
-    d.wait_for(Duration::from_secs(10), |d| {
-        d.recordings(&format!("?stream={stream}"))
-            .into_iter()
-            .find(|r| r["state"] == "finalized")
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "{stream} not finalized: {:?}\n{}",
-            d.recordings(""),
-            d.log()
-        )
-    })
+fn finalized_ts(d: &Daemon, stream: &str) -> Value {
+    finalized(d, stream, Duration::from_secs(10))
 }
 
 /// Every frame of the source is in the recording, and it plays.
 fn check_complete(d: &Daemon, rec: &Value, src: &Path) {
-    let want = probe(src);
-    let file = part_file(d, rec, 1);
-    let got = probe(&file);
-    println!("source {want:?}\nrecording {got:?}");
     assert_eq!(rec["tracks"][0]["codec"], "h264");
     assert_eq!(rec["tracks"][1]["codec"], "aac");
-    for codec in ["h264", "aac"] {
-        assert_eq!(
-            got.stream(codec).packets,
-            want.stream(codec).packets,
-            "{codec} frames"
-        );
-    }
-    assert!(
-        (got.duration - want.duration).abs() <= FRAME,
-        "duration {} vs {}",
-        got.duration,
-        want.duration
-    );
-    assert!(starts_with_key_frame(&file));
-    decode_all(&file).expect("every frame decodes");
+    assert_every_frame(d, rec, src, &["h264", "aac"], FRAME);
 }
 
 #[test]
@@ -112,12 +75,12 @@ fn ffmpeg_over_udp_and_tcp_records_every_frame() {
     let (ok, err) = finish(b);
     assert!(ok, "ffmpeg tcp: {err}");
 
-    let rec = finalized(&d, "ts/udp");
+    let rec = finalized_ts(&d, "ts/udp");
     assert_eq!(rec["stop_reason"], "idle");
     assert_eq!(rec["protocol"], "mpegts-udp");
     check_complete(&d, &rec, &src);
 
-    let rec = finalized(&d, "ts/tcp");
+    let rec = finalized_ts(&d, "ts/tcp");
     assert_eq!(rec["stop_reason"], "disconnected");
     check_complete(&d, &rec, &src);
 }
@@ -187,7 +150,7 @@ fn udp_with_loss_and_reordering_still_plays_and_counts_the_loss() {
     assert!(counters["packets_reordered"].as_u64().unwrap() >= swapped / 2);
     assert!(counters["frames_dropped"].as_u64().unwrap() > 0);
 
-    let rec = finalized(&d, "ts/udp");
+    let rec = finalized_ts(&d, "ts/udp");
     let file = part_file(&d, &rec, 1);
     let got = probe(&file);
     let want = probe(&src);

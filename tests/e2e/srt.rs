@@ -7,58 +7,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use edgerec_e2e::*;
-use serde_json::Value;
 
 const PASSPHRASE: &str = "edgerec-e2e-secret";
-
-fn finalized(d: &Daemon, stream: &str) -> Value {
-    d.wait_for(Duration::from_secs(15), |d| {
-        d.recordings(&format!("?stream={stream}"))
-            .into_iter()
-            .find(|r| r["state"] == "finalized")
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "{stream} not finalized: {:?}\n{}",
-            d.recordings(""),
-            d.log()
-        )
-    })
-}
-
-/// Every frame of the source is in the recording, and it plays.
-fn check_complete(d: &Daemon, rec: &Value, src: &Path) {
-    let want = probe(src);
-    let file = part_file(d, rec, 1);
-    let got = probe(&file);
-    println!("{}: source {want:?}\nrecording {got:?}", rec["stream"]);
-    for codec in ["h264", "aac"] {
-        assert_eq!(
-            got.stream(codec).packets,
-            want.stream(codec).packets,
-            "{codec} frames of {}",
-            rec["stream"]
-        );
-    }
-    assert!((got.duration - want.duration).abs() <= 0.040);
-    assert!(starts_with_key_frame(&file));
-    decode_all(&file).expect("every frame decodes");
-}
 
 /// ffmpeg sends `file` in real time as MPEG-TS over SRT to `url`. Callers add
 /// `linger=3`: in live mode libsrt closes without lingering, dropping the last
 /// messages still in its send buffer (measured here: ~3 KB of a 3 s feed never
 /// leave ffmpeg without it), and the test counts every frame.
 fn ffmpeg_srt(file: &Path, url: &str) -> Child {
-    Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-i"])
-        .arg(file)
-        .args(["-c", "copy", "-f", "mpegts", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg")
+    publish_as(file, "mpegts", url)
 }
 
 #[test]
@@ -157,9 +114,9 @@ passphrase = "{PASSPHRASE}"
     let _ = finish(slt);
 
     for stream in ["srt/ffmpeg", "srt/slt", "srt/locked"] {
-        let rec = finalized(&d, stream);
+        let rec = finalized(&d, stream, Duration::from_secs(15));
         assert_eq!(rec["protocol"], "mpegts-srt");
-        check_complete(&d, &rec, &src);
+        assert_every_frame(&d, &rec, &src, &["h264", "aac"], 0.040);
     }
     assert!(d.recordings("?stream=srt/stranger").is_empty());
 }
@@ -194,6 +151,6 @@ stream = "srt/pulled"
     );
     let (ok, err) = finish(ff);
     assert!(ok, "ffmpeg: {err}");
-    let rec = finalized(&d, "srt/pulled");
-    check_complete(&d, &rec, &src);
+    let rec = finalized(&d, "srt/pulled", Duration::from_secs(15));
+    assert_every_frame(&d, &rec, &src, &["h264", "aac"], 0.040);
 }

@@ -319,22 +319,31 @@ pub fn scratch() -> PathBuf {
     p
 }
 
-/// A source file encoded once by ffmpeg from test patterns: H.264 (x264, B-frames)
-/// 640x360 25 fps with a key frame every `gop` frames, AAC 44.1 kHz stereo.
-pub fn source(secs: u32, gop: u32) -> PathBuf {
+/// A media file made once by `encode` (given the temporary path to write) and kept
+/// in target/e2e/media under `name` for later runs.
+pub fn encoded_once(name: &str, encode: impl FnOnce(&Path) -> Command) -> PathBuf {
     let dir = scratch().join("media");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("h264_aac_{secs}s_gop{gop}.mp4"));
+    let path = dir.join(name);
     if path.exists() {
         return path;
     }
-    let tmp = dir.join(format!(
-        ".{}.{}.mp4",
-        path.file_stem().unwrap().to_string_lossy(),
-        std::process::id()
-    ));
-    let st = Command::new("ffmpeg")
-        .args([
+    let tmp = dir.join(format!(".{}.{name}", std::process::id()));
+    let st = encode(&tmp)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ffmpeg (apt install ffmpeg)");
+    assert!(st.success(), "encoding {name}");
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// A source file encoded once by ffmpeg from test patterns: H.264 (x264, B-frames)
+/// 640x360 25 fps with a key frame every `gop` frames, AAC 44.1 kHz stereo.
+pub fn source(secs: u32, gop: u32) -> PathBuf {
+    encoded_once(&format!("h264_aac_{secs}s_gop{gop}.mp4"), |tmp| {
+        let mut c = Command::new("ffmpeg");
+        c.args([
             "-v",
             "error",
             "-y",
@@ -365,27 +374,20 @@ pub fn source(secs: u32, gop: u32) -> PathBuf {
             "96k",
             "-ac",
             "2",
+            "-f",
+            "mp4",
         ])
-        .arg(&tmp)
-        .status()
-        .expect("ffmpeg (apt install ffmpeg)");
-    assert!(st.success());
-    std::fs::rename(&tmp, &path).unwrap();
-    path
+        .arg(tmp);
+        c
+    })
 }
 
 /// A source with H.264 video and the given audio encoder arguments (e.g.
 /// `["-c:a", "libmp3lame"]`), as an FLV so any FLV audio codec fits.
 pub fn source_with_audio(name: &str, secs: u32, audio: &[&str]) -> PathBuf {
-    let dir = scratch().join("media");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}_{secs}s.flv"));
-    if path.exists() {
-        return path;
-    }
-    let tmp = dir.join(format!(".{name}.{}.flv", std::process::id()));
-    let st = Command::new("ffmpeg")
-        .args([
+    encoded_once(&format!("{name}_{secs}s.flv"), |tmp| {
+        let mut c = Command::new("ffmpeg");
+        c.args([
             "-v",
             "error",
             "-y",
@@ -409,25 +411,74 @@ pub fn source_with_audio(name: &str, secs: u32, audio: &[&str]) -> PathBuf {
         ])
         .args(audio)
         .args(["-f", "flv"])
-        .arg(&tmp)
-        .status()
-        .expect("ffmpeg");
-    assert!(st.success());
-    std::fs::rename(&tmp, &path).unwrap();
-    path
+        .arg(tmp);
+        c
+    })
 }
 
 /// Publishes `file` in real time with ffmpeg (`-re -c copy -f flv`).
 pub fn publish(file: &Path, url: &str) -> Child {
+    publish_as(file, "flv", url)
+}
+
+/// Sends `file` in real time with ffmpeg in `format` (`flv`, `mpegts`, ...) to
+/// `url` (rtmp://, udp://, tcp://, srt://).
+pub fn publish_as(file: &Path, format: &str, url: &str) -> Child {
     Command::new("ffmpeg")
         .args(["-v", "error", "-re", "-i"])
         .arg(file)
-        .args(["-c", "copy", "-f", "flv", url])
+        .args(["-c", "copy", "-f", format, url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("ffmpeg")
+}
+
+/// The finalized recording of `stream`, waiting up to `timeout` for it.
+pub fn finalized(d: &Daemon, stream: &str, timeout: Duration) -> Value {
+    d.wait_for(timeout, |d| {
+        d.recordings(&format!("?stream={stream}"))
+            .into_iter()
+            .find(|r| r["state"] == "finalized")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{stream} not finalized: {:?}\n{}",
+            d.recordings(""),
+            d.log()
+        )
+    })
+}
+
+/// Part 1 of `rec` holds every frame of `src` for each of `codecs`, lasts as long
+/// within `tolerance` seconds, starts on a key frame and decodes.
+pub fn assert_every_frame(d: &Daemon, rec: &Value, src: &Path, codecs: &[&str], tolerance: f64) {
+    let want = probe(src);
+    let file = part_file(d, rec, 1);
+    let got = probe(&file);
+    println!("{}: source {want:?}\nrecording {got:?}", rec["stream"]);
+    for codec in codecs {
+        assert_eq!(
+            got.stream(codec).packets,
+            want.stream(codec).packets,
+            "{codec} frames of {}",
+            rec["stream"]
+        );
+    }
+    assert!(
+        (got.duration - want.duration).abs() <= tolerance,
+        "duration of {}: {} vs {}",
+        rec["stream"],
+        got.duration,
+        want.duration
+    );
+    assert!(
+        starts_with_key_frame(&file),
+        "{} starts on a key frame",
+        rec["stream"]
+    );
+    decode_all(&file).unwrap_or_else(|e| panic!("{} decodes: {e}", rec["stream"]));
 }
 
 /// Waits for a publisher and returns its exit status and stderr.

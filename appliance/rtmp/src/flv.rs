@@ -479,28 +479,35 @@ mod tests {
         out
     }
 
-    /// A 1 s FLV written by ffmpeg 5.1 (libx264 320x240 25 fps with B-frames, AAC
-    /// 44.1 kHz stereo): see tests/data/README.md.
-    const FIXTURE: &[u8] = include_bytes!("../tests/data/x264_aac_320x240_1s.flv");
-
-    #[test]
-    fn demuxes_ffmpeg_flv() {
+    /// Every tag of an FLV file through one demuxer: the demuxer, what it put out,
+    /// and the tracks among that.
+    fn demux_file(file: &[u8]) -> (FlvDemuxer, Vec<FlvOutput>, Vec<TrackInfo>) {
         let mut d = FlvDemuxer::default();
         let mut out = Vec::new();
-        for (t, ts, body) in tags(FIXTURE) {
+        for (t, ts, body) in tags(file) {
             match t {
                 8 => d.audio(ts, body, &mut out).unwrap(),
                 9 => d.video(ts, body, &mut out).unwrap(),
                 _ => {}
             }
         }
-        let tracks: Vec<_> = out
+        let tracks = out
             .iter()
             .filter_map(|o| match o {
                 FlvOutput::Track(t) => Some(t.clone()),
                 _ => None,
             })
             .collect();
+        (d, out, tracks)
+    }
+
+    /// A 1 s FLV written by ffmpeg 5.1 (libx264 320x240 25 fps with B-frames, AAC
+    /// 44.1 kHz stereo): see tests/data/README.md.
+    const FIXTURE: &[u8] = include_bytes!("../tests/data/x264_aac_320x240_1s.flv");
+
+    #[test]
+    fn demuxes_ffmpeg_flv() {
+        let (d, out, tracks) = demux_file(FIXTURE);
         assert_eq!(tracks.len(), 2);
         let v = d.video_track().unwrap();
         assert_eq!(
@@ -554,22 +561,7 @@ mod tests {
     /// Enhanced-RTMP FLVs written by ffmpeg 9 (imageio-ffmpeg 0.8.1's binary):
     /// 1 s of 320x240 25 fps, GOP 25, Opus 48 kHz mono (see tests/data/README.md).
     fn enhanced(file: &[u8], codec: Codec, cs: &str) {
-        let mut d = FlvDemuxer::default();
-        let mut out = Vec::new();
-        for (t, ts, body) in tags(file) {
-            match t {
-                8 => d.audio(ts, body, &mut out).unwrap(),
-                9 => d.video(ts, body, &mut out).unwrap(),
-                _ => {}
-            }
-        }
-        let tracks: Vec<_> = out
-            .iter()
-            .filter_map(|o| match o {
-                FlvOutput::Track(t) => Some(t.clone()),
-                _ => None,
-            })
-            .collect();
+        let (_, out, tracks) = demux_file(file);
         let v = tracks.iter().rev().find(|t| t.id == VIDEO_TRACK).unwrap();
         if codec != Codec::H265 {
             assert_eq!(v.video().map(|p| (p.width, p.height)), Some((320, 240)));
