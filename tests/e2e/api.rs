@@ -13,7 +13,9 @@ fn auth_and_json_errors_for_bad_input() {
     // Open routes.
     let h = ureq::get(&d.url("/v1/health")).call().unwrap();
     assert_eq!(h.status(), 200);
-    assert_eq!(h.into_json::<serde_json::Value>().unwrap()["status"], "ok");
+    let h = h.into_json::<serde_json::Value>().unwrap();
+    assert_eq!(h["status"], "ok", "{h}");
+    assert_eq!(h["problems"], json!([]), "{h}");
     let m = ureq::get(&d.url("/metrics"))
         .call()
         .unwrap()
@@ -35,6 +37,8 @@ fn auth_and_json_errors_for_bad_input() {
         "/v1/recordings",
         "/v1/orphans",
         "/v1/recordings/x",
+        "/v1/system",
+        "/v1/system/update",
     ] {
         let e = ureq::get(&d.url(path))
             .call()
@@ -49,6 +53,17 @@ fn auth_and_json_errors_for_bad_input() {
             .call()
             .unwrap_err();
         assert_eq!(e.into_response().unwrap().status(), 401);
+    }
+
+    // The system routes exist only on the appliance image (RAUC's config):
+    // here they say so, and a reboot request reboots nothing.
+    if !std::path::Path::new("/etc/rauc/system.conf").exists() {
+        for (method, path) in [("GET", "/v1/system"), ("POST", "/v1/system/reboot")] {
+            let (status, body) = d.api(method, path, None);
+            assert_eq!(status, 404, "{method} {path}: {body}");
+            assert_eq!(body["error"]["code"], "not_appliance", "{body}");
+        }
+        assert_eq!(d.get("/v1/system/update")["state"], "idle");
     }
 
     let cases: Vec<(&str, &str, Option<serde_json::Value>, u16, &str)> = vec![

@@ -20,37 +20,32 @@ fn ffmpeg9() -> PathBuf {
 /// 5 s of test pattern encoded once by ffmpeg 9 with `video` args and Opus, in
 /// Matroska (which holds all three codecs).
 fn source9(name: &str, video: &[&str]) -> PathBuf {
-    encoded_once(&format!("{name}_opus_5s.mkv"), |tmp| {
-        let mut c = Command::new(ffmpeg9());
-        c.args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "5", "-pix_fmt", "yuv420p", "-g", "25"])
-        .args(video)
-        .args(["-c:a", "libopus", "-b:a", "64k"])
-        .arg(tmp);
-        c
-    })
+    let mut args = vec!["-g", "25"];
+    args.extend_from_slice(video);
+    args.extend_from_slice(&["-c:a", "libopus", "-b:a", "64k"]);
+    test_pattern(
+        ffmpeg9(),
+        &format!("{name}_opus_5s.mkv"),
+        "320x240",
+        48_000,
+        5,
+        &args,
+    )
 }
 
 fn publish_and_check(d: &Daemon, name: &str, video: &[&str], codec: &str) {
     let src = source9(name, video);
     let stream = format!("live/{name}");
-    let out = Command::new(ffmpeg9())
-        .args(["-v", "error", "-re", "-i"])
-        .arg(&src)
-        .args(["-c", "copy", "-f", "flv"])
-        .arg(d.rtmp_url(&stream))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_bounded(
+        Command::new(ffmpeg9())
+            .args(["-v", "error", "-re", "-i"])
+            .arg(&src)
+            .args(["-c", "copy", "-f", "flv"])
+            .arg(d.rtmp_url(&stream))
+            .stdin(Stdio::null()),
+        CLIENT_TIMEOUT,
+    )
+    .unwrap();
     assert!(
         out.status.success(),
         "ffmpeg 9: {}",

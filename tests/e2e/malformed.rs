@@ -172,3 +172,81 @@ fn malformed_input_closes_only_that_connection() {
     }
     assert!(!log.contains("panicked"));
 }
+
+/// Garbage on the RTSP port and into a relayed RTP session's port: the RTSP
+/// connection is closed with the byte offset logged, the RTP session drops the
+/// datagrams (counted, logged) and lives on, and an RTSP publish running at the
+/// same time records every frame.
+#[test]
+fn garbage_to_rtsp_and_rtp_touches_nothing_else() {
+    let _g = serial();
+    let rtsp = free_port();
+    let config = format!(
+        "[rtsp]\nlisten = \"127.0.0.1:{rtsp}\"\n[rtp]\nlisten_ip = \"127.0.0.1\"\nport_min = 41300\nport_max = 41399\n"
+    );
+    let d = Daemon::start_with_config(&config, &[]);
+    let src = source(6, 25);
+    let ff = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(&src)
+        .args(["-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp"])
+        .arg(format!("rtsp://127.0.0.1:{rtsp}/push/ok"))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let mut s = TcpStream::connect(("127.0.0.1", rtsp)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"OPTIONS rtsp://x/a RTSP/1.0\r\nCSeq: 1\r\n\r\n\x00\x01\x02 garbage\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("RTSP/1.0 200"),
+        "OPTIONS answered first"
+    );
+
+    let (status, session) = d.api(
+        "POST",
+        "/v1/rtp-sessions",
+        Some(serde_json::json!({"stream": "sfu/junk", "tracks": [{"codec": "h264", "payload_type": 96}]})),
+    );
+    assert_eq!(status, 201, "{session}");
+    let port = session["tracks"][0]["rtp_port"].as_u64().unwrap() as u16;
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for junk in [
+        &b"\x80"[..],
+        b"\x80\x60\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x1c",
+        b"\x40\x60garbage garbage",
+        &[0xff; 1400],
+    ] {
+        u.send_to(junk, ("127.0.0.1", port)).unwrap();
+    }
+    let counters = d.wait_for(Duration::from_secs(5), |d| {
+        let s = d.get("/v1/streams/sfu/junk");
+        (s["counters"]["frames_dropped"].as_u64()? >= 3).then_some(s)
+    });
+    assert!(counters.is_some(), "{}\n{}", d.get("/v1/streams"), d.log());
+
+    let (ok, err) = finish(ff);
+    assert!(ok, "ffmpeg: {err}");
+    let rec = finalized(&d, "push/ok", Duration::from_secs(10));
+    let got = probe(&part_file(&d, &rec, 1));
+    assert_eq!(
+        got.stream("h264").packets,
+        probe(&src).stream("h264").packets
+    );
+    let log = d.log();
+    assert!(log.contains("malformed RTSP message at byte 40"), "{log}");
+    assert!(
+        log.contains("shorter than its header") && log.contains("RTP version 1"),
+        "{log}"
+    );
+    // The RTP session is still there.
+    let id = session["id"].as_str().unwrap();
+    assert_eq!(
+        d.get(&format!("/v1/rtp-sessions/{id}"))["stream"],
+        "sfu/junk"
+    );
+}

@@ -57,16 +57,7 @@ fn ffmpeg_over_udp_and_tcp_records_every_frame() {
     let a = send_ts(&src, &format!("udp://127.0.0.1:{udp}?pkt_size=1316"));
     let b = send_ts(&src, &format!("tcp://127.0.0.1:{tcp}"));
     // Both show up as live streams with their protocol and tracks.
-    let streams = d
-        .wait_for(Duration::from_secs(5), |d| {
-            let s = d.get("/v1/streams");
-            let s = s["streams"].as_array()?.clone();
-            (s.len() == 2
-                && s.iter()
-                    .all(|s| s["tracks"].as_array().is_some_and(|t| t.len() == 2)))
-            .then_some(s)
-        })
-        .unwrap_or_else(|| panic!("streams: {}\n{}", d.get("/v1/streams"), d.log()));
+    let streams = live_streams(&d, 2, 2, Duration::from_secs(5));
     let protocols: Vec<_> = streams.iter().map(|s| s["protocol"].clone()).collect();
     assert_eq!(protocols, ["mpegts-tcp", "mpegts-udp"]);
     assert_eq!(streams[1]["counters"]["packets_lost"], 0);
@@ -186,4 +177,108 @@ fn udp_with_loss_and_reordering_still_plays_and_counts_the_loss() {
         .status()
         .unwrap();
     assert!(decoded.success());
+}
+
+#[test]
+fn ffmpeg_http_post_records_every_frame() {
+    let _g = serial();
+    let src = source(10, 25);
+    let d = Daemon::start_with_config(&config(free_port(), free_port()), &[]);
+    let url = d.url("/v1/ingest/mpegts/ts/http");
+    // Without the token: refused before anything is claimed.
+    let r = ureq::post(&url).send_bytes(b"G");
+    assert!(matches!(r, Err(ureq::Error::Status(401, _))));
+    // ffmpeg streams the body chunked (its default for POST).
+    let ff = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(&src)
+        .args(["-c", "copy", "-f", "mpegts", "-method", "POST"])
+        .args(["-headers", &format!("Authorization: Bearer {API_KEY}\r\n")])
+        .arg(&url)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let live = d.wait_for(Duration::from_secs(5), |d| {
+        let (_, s) = d.api("GET", "/v1/streams/ts/http", None);
+        (s["protocol"] == "mpegts-http").then_some(s)
+    });
+    assert!(live.is_some(), "{}", d.log());
+    let (ok, err) = finish(ff);
+    assert!(ok, "ffmpeg: {err}");
+    let rec = finalized_ts(&d, "ts/http");
+    assert_eq!(rec["stop_reason"], "disconnected");
+    check_complete(&d, &rec, &src);
+}
+
+#[test]
+fn mp3_and_opus_in_ts_record_every_frame() {
+    let _g = serial();
+    let (udp, tcp) = (free_port(), free_port());
+    let d = Daemon::start_with_config(&config(udp, tcp), &[]);
+    let opus = source_h264_opus();
+    let mp3 = test_pattern(
+        "ffmpeg",
+        "h264_mp3_6s.ts",
+        "640x360",
+        44_100,
+        6,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "25",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "128k",
+            "-f",
+            "mpegts",
+        ],
+    );
+    let a = send_ts(&opus, &format!("tcp://127.0.0.1:{tcp}"));
+    let b = send_ts(&mp3, &format!("udp://127.0.0.1:{udp}?pkt_size=1316"));
+    let (ok, err) = finish(a);
+    assert!(ok, "ffmpeg tcp: {err}");
+    let (ok, err) = finish(b);
+    assert!(ok, "ffmpeg udp: {err}");
+    let rec = finalized_ts(&d, "ts/tcp");
+    assert_eq!(rec["tracks"][1]["codec"], "opus");
+    assert_every_frame(&d, &rec, &opus, &["h264", "opus"], 0.08);
+    let rec = finalized_ts(&d, "ts/udp");
+    assert_eq!(rec["tracks"][1]["codec"], "mp3");
+    assert_every_frame(&d, &rec, &mp3, &["h264", "mp3"], 0.08);
+}
+
+#[test]
+fn h265_in_ts_records_every_frame() {
+    let _g = serial();
+    let (udp, tcp) = (free_port(), free_port());
+    let d = Daemon::start_with_config(&config(udp, tcp), &[]);
+    let src = test_pattern(
+        "ffmpeg",
+        "h265_aac_6s.ts",
+        "640x360",
+        48_000,
+        6,
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "veryfast",
+            "-x265-params",
+            "log-level=error:keyint=25",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+        ],
+    );
+    let (ok, err) = finish(send_ts(&src, &format!("tcp://127.0.0.1:{tcp}")));
+    assert!(ok, "ffmpeg: {err}");
+    let rec = finalized_ts(&d, "ts/tcp");
+    assert_eq!(rec["tracks"][0]["codec"], "h265");
+    assert_every_frame(&d, &rec, &src, &["hevc", "aac"], 0.08);
 }

@@ -225,7 +225,7 @@ fn recordings_start_and_stop_on_demand_with_per_call_settings() {
 }
 
 #[test]
-fn mp3_is_recorded_and_g711_is_reported_as_not_recordable_in_mp4() {
+fn mp3_goes_to_mp4_and_g711_to_matroska() {
     let _g = serial();
     let d = Daemon::start(&[]);
     let mp3 = source_with_audio("h264_mp3", 4, &["-c:a", "libmp3lame", "-b:a", "64k"]);
@@ -256,18 +256,53 @@ fn mp3_is_recorded_and_g711_is_reported_as_not_recordable_in_mp4() {
     assert_eq!(got.stream("h264").packets, want.stream("h264").packets);
     decode_all(&part_file(&d, &rec, 1)).unwrap();
 
+    // G.711 has no MP4 mapping: "auto" puts H.264 + A-law in Matroska, sound
+    // and all.
     let rec = get("live/alaw");
     let audio = &rec["tracks"][1];
     assert_eq!(audio["codec"], "pcma");
-    assert_eq!(audio["recorded"], false, "{rec}");
-    assert!(audio["note"]
-        .as_str()
-        .unwrap()
-        .contains("cannot be recorded in mp4"));
-    let got = probe(&part_file(&d, &rec, 1));
-    assert_eq!(got.streams.len(), 1, "video only: {got:?}");
+    assert_eq!(audio["recorded"], true, "{rec}");
+    assert_eq!(rec["container"], "mkv");
+    let file = part_file(&d, &rec, 1);
+    assert_eq!(file.extension().unwrap(), "mkv");
+    let got = probe(&file);
+    let want = probe(&alaw);
+    assert_eq!(got.stream("h264").packets, want.stream("h264").packets);
     assert_eq!(
-        got.stream("h264").packets,
-        probe(&alaw).stream("h264").packets
+        got.stream("pcm_alaw").packets,
+        want.stream("pcm_alaw").packets
     );
+    decode_all(&file).unwrap();
+}
+
+/// MPEG-TS and Matroska on request: every frame of an RTMP feed, playable.
+#[test]
+fn ts_and_mkv_on_request_hold_every_frame() {
+    let _g = serial();
+    let src = source(4, 25);
+    let want = probe(&src);
+    for (container, codec_probe) in [("ts", "aac"), ("mkv", "aac")] {
+        let d =
+            Daemon::start_with_config(&format!("[recording]\ncontainer = \"{container}\"\n"), &[]);
+        let (ok, err) = finish(publish(&src, &d.rtmp_url("live/cam")));
+        assert!(ok, "ffmpeg: {err}");
+        let rec = finalized(&d, "live/cam", Duration::from_secs(5));
+        assert_eq!(rec["container"], container, "{rec}");
+        let file = part_file(&d, &rec, 1);
+        assert_eq!(file.extension().unwrap(), container);
+        let got = probe(&file);
+        println!("{container}: {got:?}");
+        assert_eq!(got.stream("h264").packets, want.stream("h264").packets);
+        assert_eq!(got.stream(codec_probe).packets, want.stream("aac").packets);
+        let frames = &rec["parts"][0]["frames"];
+        assert_eq!(frames["video"], want.stream("h264").packets, "{rec}");
+        assert!(
+            (got.duration - want.duration).abs() < 0.1,
+            "{container}: {} s vs source {} s",
+            got.duration,
+            want.duration
+        );
+        assert!(starts_with_key_frame(&file));
+        decode_all(&file).unwrap();
+    }
 }

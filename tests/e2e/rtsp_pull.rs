@@ -17,11 +17,16 @@ struct RtspServer(Child);
 
 impl RtspServer {
     fn start(port: u16, file: &Path) -> RtspServer {
+        RtspServer::start_kind(port, file, "h264-aac")
+    }
+
+    /// `kind`: `h264-aac` (MP4) or `h265-pcma` (QuickTime), see rtsp_server.py.
+    fn start_kind(port: u16, file: &Path, kind: &str) -> RtspServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/rtsp_server.py");
         let mut c = Command::new(script)
             .arg(port.to_string())
             .arg(file)
-            .args(["cam", "secret"])
+            .args(["cam", "secret", kind])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -105,17 +110,19 @@ stream = "cams/bad"
     // The reference: what ffprobe, a client nobody here wrote, receives from the
     // restarted server in a whole session.
     let reference = std::thread::spawn(move || {
-        let out = Command::new("ffprobe")
-            .args(["-v", "error", "-rtsp_transport", "tcp", "-count_packets"])
-            .args([
-                "-show_entries",
-                "stream=codec_name,nb_read_packets",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(format!("rtsp://cam:secret@127.0.0.1:{port}/cam"))
-            .output()
-            .unwrap();
+        let out = run_bounded(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-rtsp_transport", "tcp", "-count_packets"])
+                .args([
+                    "-show_entries",
+                    "stream=codec_name,nb_read_packets",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(format!("rtsp://cam:secret@127.0.0.1:{port}/cam")),
+            CLIENT_TIMEOUT,
+        )
+        .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.lines()
             .filter_map(|l| l.split_once(','))
@@ -123,11 +130,18 @@ stream = "cams/bad"
             .collect::<Vec<_>>()
     });
     let recs = d
-        .wait_for(Duration::from_secs(40), |d| {
+        .wait_for(Duration::from_secs(60), |d| {
             let r = d.recordings("?stream=cams/good");
             (r.len() == 2 && r.iter().all(|r| r["state"] == "finalized")).then_some(r)
         })
-        .unwrap_or_else(|| panic!("{:?}\n{}", d.recordings(""), d.log()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{:?}\nlive streams (frames received): {}\n{}",
+                d.recordings(""),
+                d.get("/v1/streams"),
+                d.log()
+            )
+        });
     // Newest first.
     let (second, first) = (&recs[0], &recs[1]);
     let f1 = part_file(&d, first, 1);
@@ -150,4 +164,63 @@ stream = "cams/bad"
     assert!(starts_with_key_frame(&f2));
     decode_all(&f2).expect("every frame decodes");
     assert!(source_state(&d, "cams/good")["sessions"].as_u64().unwrap() >= 2);
+}
+
+/// An H.265 camera (x265 with B-frames) with G.711 A-law audio: the video is recorded as hvc1 with
+/// every frame, the audio listed as not recordable in MP4.
+#[test]
+fn pulls_an_h265_camera_with_g711_audio() {
+    let _g = serial();
+    let src = test_pattern(
+        "ffmpeg",
+        "h265_bframes_alaw_6s.mov",
+        "640x360",
+        8000,
+        6,
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "veryfast",
+            "-x265-params",
+            "log-level=error:keyint=25",
+            "-tag:v",
+            "hvc1",
+            "-c:a",
+            "pcm_alaw",
+            "-ac",
+            "1",
+            "-f",
+            "mov",
+        ],
+    );
+    let port = free_port();
+    let _server = RtspServer::start_kind(port, &src, "h265-pcma");
+    let d = Daemon::start_with_config(
+        &format!("[[rtsp.sources]]\nurl = \"rtsp://cam:secret@127.0.0.1:{port}/cam\"\nstream = \"cams/h265\"\n"),
+        &[],
+    );
+    let rec = finalized(&d, "cams/h265", Duration::from_secs(30));
+    assert_eq!(rec["tracks"][0]["codec"], "h265", "{rec}");
+    // H.265 + G.711: "auto" picks Matroska, which holds both.
+    assert_eq!(rec["tracks"][1]["codec"], "pcma", "{rec}");
+    assert_eq!(rec["tracks"][1]["recorded"], true, "{rec}");
+    let file = part_file(&d, &rec, 1);
+    assert_eq!(file.extension().unwrap(), "mkv");
+    let got = probe(&file);
+    let want = probe(&src);
+    assert_eq!(
+        got.stream("hevc").packets,
+        want.stream("hevc").packets,
+        "{got:?}"
+    );
+    // The server packetizes the audio its own way: compare how long it lasts.
+    let (got_end, want_end) = (stream_end(&file, "a:0"), stream_end(&src, "a:0"));
+    assert!(got.stream("pcm_alaw").packets > 0);
+    assert!(
+        (got_end - want_end).abs() < 0.3,
+        "audio ends at {got_end} s, source {want_end} s"
+    );
+    assert!(starts_with_key_frame(&file));
+    decode_all(&file).unwrap();
 }

@@ -83,24 +83,26 @@ passphrase = "{PASSPHRASE}"
         .collect();
     assert_eq!(names, ["srt/ffmpeg", "srt/locked", "srt/slt"]);
     assert!(streams.iter().all(|s| s["protocol"] == "mpegts-srt"));
-    let stranger = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=10",
-            "-t",
-            "2",
-        ])
-        .args(["-c:v", "libx264", "-f", "mpegts"])
-        .arg(format!(
-            "srt://127.0.0.1:{locked}?streamid=srt/stranger&connect_timeout=3000"
-        ))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let stranger = run_bounded(
+        Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=160x120:rate=10",
+                "-t",
+                "2",
+            ])
+            .args(["-c:v", "libx264", "-f", "mpegts"])
+            .arg(format!(
+                "srt://127.0.0.1:{locked}?streamid=srt/stranger&connect_timeout=3000"
+            ))
+            .stdin(Stdio::null()),
+        CLIENT_TIMEOUT,
+    )
+    .unwrap();
     assert!(
         !stranger.status.success(),
         "a caller without the passphrase got in"

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
@@ -25,16 +25,19 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The daemon binary, built (debug) on first use unless EDGEREC_BIN names one.
+/// The daemon binary, built (debug) on first use unless E2E_EDGEREC_BIN names one
+/// (tests/run builds it first). Built with the workspace's whole feature set, so
+/// it shares artifacts with `cargo test --workspace` instead of compiling every
+/// dependency again.
 pub fn binary() -> PathBuf {
-    if let Ok(b) = std::env::var("EDGEREC_BIN") {
+    if let Ok(b) = std::env::var("E2E_EDGEREC_BIN") {
         return PathBuf::from(b);
     }
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
-            .args(["build", "-q", "-p", "edgerec"])
+            .args(["build", "-q", "--workspace", "--all-targets"])
             .current_dir(workspace())
             .status()
             .expect("running cargo build");
@@ -338,82 +341,78 @@ pub fn encoded_once(name: &str, encode: impl FnOnce(&Path) -> Command) -> PathBu
     path
 }
 
+/// A file encoded once by `ffmpeg` (a path or a name on PATH) from the test
+/// patterns — `testsrc2` at `size` and 25 fps, a 440 Hz sine at `sample_rate`,
+/// `secs` long, 4:2:0 — with `args` after (codecs, format), kept under `name`.
+pub fn test_pattern(
+    ffmpeg: impl AsRef<std::ffi::OsStr>,
+    name: &str,
+    size: &str,
+    sample_rate: u32,
+    secs: u32,
+    args: &[&str],
+) -> PathBuf {
+    encoded_once(name, |tmp| {
+        let mut c = Command::new(ffmpeg);
+        c.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=25"))
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency=440:sample_rate={sample_rate}"))
+            .args(["-t", &secs.to_string(), "-pix_fmt", "yuv420p"])
+            .args(args)
+            .arg(tmp);
+        c
+    })
+}
+
 /// A source file encoded once by ffmpeg from test patterns: H.264 (x264, B-frames)
 /// 640x360 25 fps with a key frame every `gop` frames, AAC 44.1 kHz stereo.
 pub fn source(secs: u32, gop: u32) -> PathBuf {
-    encoded_once(&format!("h264_aac_{secs}s_gop{gop}.mp4"), |tmp| {
-        let mut c = Command::new("ffmpeg");
-        c.args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args([
-            "-t",
-            &secs.to_string(),
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-        ])
-        .args([
-            "-g",
-            &gop.to_string(),
-            "-b:v",
-            "1M",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
-            "-ac",
-            "2",
-            "-f",
-            "mp4",
-        ])
-        .arg(tmp);
-        c
-    })
+    let gop = gop.to_string();
+    test_pattern(
+        "ffmpeg",
+        &format!("h264_aac_{secs}s_gop{gop}.mp4"),
+        "640x360",
+        44_100,
+        secs,
+        &[
+            "-c:v", "libx264", "-preset", "veryfast", "-g", &gop, "-b:v", "1M", "-c:a", "aac",
+            "-b:a", "96k", "-ac", "2", "-f", "mp4",
+        ],
+    )
+}
+
+/// H.264 (x264 with B-frames, parameter sets before every IDR as encoders and
+/// browsers send them over RTP) + Opus 48 kHz stereo, 8 s, as MPEG-TS so ffmpeg
+/// and GStreamer can copy both into RTP.
+pub fn source_h264_opus() -> PathBuf {
+    test_pattern(
+        "ffmpeg",
+        "h264_opus_8s.ts",
+        "640x360",
+        48_000,
+        8,
+        &[
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-b:v", "1M", "-c:a", "libopus",
+            "-b:a", "64k", "-ac", "2", "-f", "mpegts",
+        ],
+    )
 }
 
 /// A source with H.264 video and the given audio encoder arguments (e.g.
 /// `["-c:a", "libmp3lame"]`), as an FLV so any FLV audio codec fits.
 pub fn source_with_audio(name: &str, secs: u32, audio: &[&str]) -> PathBuf {
-    encoded_once(&format!("{name}_{secs}s.flv"), |tmp| {
-        let mut c = Command::new("ffmpeg");
-        c.args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args([
-            "-t",
-            &secs.to_string(),
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-g",
-            "25",
-        ])
-        .args(audio)
-        .args(["-f", "flv"])
-        .arg(tmp);
-        c
-    })
+    let mut args = vec!["-c:v", "libx264", "-preset", "veryfast", "-g", "25"];
+    args.extend_from_slice(audio);
+    args.extend_from_slice(&["-f", "flv"]);
+    test_pattern(
+        "ffmpeg",
+        &format!("{name}_{secs}s.flv"),
+        "320x240",
+        44_100,
+        secs,
+        &args,
+    )
 }
 
 /// Publishes `file` in real time with ffmpeg (`-re -c copy -f flv`).
@@ -444,8 +443,9 @@ pub fn finalized(d: &Daemon, stream: &str, timeout: Duration) -> Value {
     })
     .unwrap_or_else(|| {
         panic!(
-            "{stream} not finalized: {:?}\n{}",
+            "{stream} not finalized: {:?}\nlive streams (frames received): {}\n{}",
             d.recordings(""),
+            d.get("/v1/streams"),
             d.log()
         )
     })
@@ -481,14 +481,95 @@ pub fn assert_every_frame(d: &Daemon, rec: &Value, src: &Path, codecs: &[&str], 
     decode_all(&file).unwrap_or_else(|e| panic!("{} decodes: {e}", rec["stream"]));
 }
 
-/// Waits for a publisher and returns its exit status and stderr.
-pub fn finish(mut c: Child) -> (bool, String) {
-    let st = c.wait().unwrap();
-    let mut err = String::new();
-    if let Some(mut e) = c.stderr.take() {
-        let _ = e.read_to_string(&mut err);
+/// Waits until `n` streams are live, each with `tracks` tracks; returns them.
+pub fn live_streams(d: &Daemon, n: usize, tracks: usize, timeout: Duration) -> Vec<Value> {
+    d.wait_for(timeout, |d| {
+        let s = d.get("/v1/streams")["streams"].as_array()?.clone();
+        (s.len() == n
+            && s.iter()
+                .all(|s| s["tracks"].as_array().is_some_and(|t| t.len() == tracks)))
+        .then_some(s)
+    })
+    .unwrap_or_else(|| panic!("streams: {}\n{}", d.get("/v1/streams"), d.log()))
+}
+
+/// `rec` lists a `codec` track and says it was not recorded (no MP4 mapping).
+pub fn assert_listed_not_recorded(rec: &Value, codec: &str) {
+    let track = rec["tracks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["codec"] == codec))
+        .unwrap_or_else(|| panic!("{codec} track listed: {rec}"));
+    assert_eq!(track["recorded"], false, "{rec}");
+}
+
+/// How long a publisher may take to exit before the test gives up on it (the
+/// longest source is well under this; a hung client must not hang CI).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Waits for a publisher and returns its exit status and stderr; panics if it
+/// has not exited within [`CLIENT_TIMEOUT`].
+pub fn finish(c: Child) -> (bool, String) {
+    match wait_bounded(c, CLIENT_TIMEOUT) {
+        Ok(out) => (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ),
+        Err(e) => panic!("{e}"),
     }
-    (st.success(), err)
+}
+
+/// Runs `cmd` to its end like [`Command::output`], killing it after `timeout`
+/// (the error then carries what it printed).
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
+    let c = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    wait_bounded(c, timeout)
+}
+
+/// Waits for `c` up to `timeout`, collecting its piped output meanwhile (so a
+/// chatty child cannot block on a full pipe); kills it on timeout.
+pub fn wait_bounded(mut c: Child, timeout: Duration) -> Result<Output, String> {
+    fn drain(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (out, err) = (drain(c.stdout.take()), drain(c.stderr.take()));
+    let start = Instant::now();
+    let status = loop {
+        match c.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) | Err(_) => {
+                let _ = c.kill();
+                let _ = c.wait();
+                break None;
+            }
+        }
+    };
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    match status {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(format!(
+            "pid {} did not exit within {timeout:?}; killed. Its stderr:\n{}",
+            c.id(),
+            String::from_utf8_lossy(&stderr)
+        )),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -552,6 +633,29 @@ pub fn probe(file: &Path) -> Probe {
             })
             .collect(),
     }
+}
+
+/// When the packets of stream `select` (`a:0`, `v:0`) end, in seconds: the
+/// latest pts + duration (Matroska gives streams no duration of their own).
+pub fn stream_end(file: &Path, select: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", select])
+        .args([
+            "-show_entries",
+            "packet=pts_time,duration_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',').map(|x| x.parse::<f64>().unwrap_or(0.0));
+            Some(f.next()? + f.next().unwrap_or(0.0))
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Whether the first video packet of `file` is a key frame.

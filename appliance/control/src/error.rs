@@ -59,6 +59,16 @@ impl From<EngineError> for ApiError {
             EngineError::DiskLow(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_low"),
             EngineError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             EngineError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            EngineError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            EngineError::Refused(x) => {
+                // The typed extension error's kind leads the message.
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "extension_refused",
+                    format!("{}: {x}", x.kind()),
+                );
+            }
             EngineError::Index(_) | EngineError::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

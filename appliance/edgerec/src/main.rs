@@ -1,5 +1,7 @@
 //! `edgerec`: the recording appliance daemon.
 
+mod ext_cli;
+mod health_cli;
 mod settings;
 
 use std::sync::Arc;
@@ -41,6 +43,18 @@ enum Command {
         #[command(flatten)]
         args: settings::ServeArgs,
     },
+    /// Ask the running daemon's health route (exit 0 when healthy); reads the
+    /// same configuration as `serve` to find its HTTP listener.
+    Health {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+        #[command(flatten)]
+        args: settings::ServeArgs,
+    },
+    /// Work with Wasm extensions (see extensions/README.md).
+    #[command(subcommand)]
+    Ext(ext_cli::ExtCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,6 +75,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(args),
+        Command::Health { timeout, args } => {
+            let (config, _) = settings::load(&args)?;
+            health_cli::check(
+                health_cli::target(config.http.listen),
+                std::time::Duration::from_secs(timeout.max(1)),
+            )
+        }
+        Command::Ext(cmd) => ext_cli::run(cmd),
     }
 }
 
@@ -90,12 +112,15 @@ fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
             api_key,
             disposition,
             started: Instant::now(),
+            updates: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
         info!(http = %listener.local_addr()?, rtmp = %engine.rtmp_addr(), "edgerec ready");
         let app = edgerec_control::router(state);
+        // Peer addresses reach the handlers (WHIP picks its ICE candidate by them).
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await

@@ -4,9 +4,12 @@
 //! [`REFERENCE`] is the documented default configuration; a test checks that it
 //! parses to exactly [`Config::default`], and the README embeds it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use edgerec_media::{Codec, MediaKind, TrackInfo};
+use edgerec_mux::Format;
 use serde::{de, Deserialize, Deserializer, Serialize};
 
 use crate::naming::{NameEncoding, Template};
@@ -25,10 +28,12 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     pub mpegts: MpegTsConfig,
     pub rtsp: RtspConfig,
+    pub rtp: RtpConfig,
     pub recording: RecordingConfig,
     pub naming: NamingConfig,
     pub storage: StorageConfig,
     pub log: LogConfig,
+    pub extensions: ExtensionsConfig,
 }
 
 impl Default for Config {
@@ -40,10 +45,12 @@ impl Default for Config {
             rtmp: RtmpConfig::default(),
             mpegts: MpegTsConfig::default(),
             rtsp: RtspConfig::default(),
+            rtp: RtpConfig::default(),
             recording: RecordingConfig::default(),
             naming: NamingConfig::default(),
             storage: StorageConfig::default(),
             log: LogConfig::default(),
+            extensions: ExtensionsConfig::default(),
         }
     }
 }
@@ -103,6 +110,17 @@ impl Config {
                 ));
             }
         }
+        if self.rtmp.tls_listen.is_some()
+            && (self.rtmp.tls_cert.is_none() || self.rtmp.tls_key.is_none())
+        {
+            return Err("rtmp: tls_listen needs tls_cert and tls_key".into());
+        }
+        if self.rtsp.publish_user.is_some() != self.rtsp.publish_password.is_some() {
+            return Err("rtsp: publish_user and publish_password go together".into());
+        }
+        if self.rtp.port_min > self.rtp.port_max || self.rtp.port_min < 1024 {
+            return Err("rtp: port_min must be at least 1024 and not above port_max".into());
+        }
         let f = self.recording.fragment.0;
         if f.as_millis() < 100 || f.as_secs() > 60 {
             return Err("recording.fragment must be between 100ms and 60s".into());
@@ -159,6 +177,14 @@ pub struct RtmpConfig {
     /// Longest wait between reads of a live feed, letting its data gather in the
     /// socket buffer (fast feeds are read sooner). 0: read as soon as data arrives.
     pub read_coalesce: HumanDuration,
+    /// RTMPS: where TLS publishers connect (off unless set, with a certificate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key for RTMPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for RtmpConfig {
@@ -170,6 +196,9 @@ impl Default for RtmpConfig {
             handshake_timeout: HumanDuration(std::time::Duration::from_secs(10)),
             idle_timeout: HumanDuration(std::time::Duration::from_secs(30)),
             read_coalesce: HumanDuration(std::time::Duration::from_millis(100)),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -227,11 +256,61 @@ pub enum TsTransport {
     Srt,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RtspConfig {
+    /// Whether publishers may push (ANNOUNCE/RECORD) to `listen`.
+    pub push: bool,
+    pub listen: SocketAddr,
+    /// Credentials publishers must give (digest or basic); none: anyone may publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_password: Option<String>,
     /// Cameras and servers to pull from, each recorded as a named stream.
     pub sources: Vec<RtspSource>,
+}
+
+impl Default for RtspConfig {
+    fn default() -> Self {
+        RtspConfig {
+            push: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
+            publish_user: None,
+            publish_password: None,
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// RTP sessions opened through the API (`POST /v1/rtp-sessions`): SFUs and media
+/// servers relaying participants' RTP, as mediasoup's PlainTransport or Janus's
+/// rtp_forward send it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpConfig {
+    /// Address the sessions' UDP ports are bound on.
+    pub listen_ip: std::net::IpAddr,
+    /// Ports handed out, RTP on even ports and RTCP on the next odd one.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// How long a lost packet is waited for (reordering, NACK retransmissions).
+    pub jitter: HumanDuration,
+    /// A session whose sender goes quiet this long ends (so does one that never
+    /// starts sending), and its recording is finalized.
+    pub idle_timeout: HumanDuration,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig {
+            listen_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port_min: 40000,
+            port_max: 40999,
+            jitter: HumanDuration(std::time::Duration::from_millis(200)),
+            idle_timeout: HumanDuration(std::time::Duration::from_secs(30)),
+        }
+    }
 }
 
 /// An RTSP source: pulled while edgerec runs, reconnected with backoff.
@@ -322,6 +401,10 @@ pub struct RecordingConfig {
     pub streams: Vec<String>,
     pub template: String,
     pub container: Container,
+    /// For `container = "auto"`: the container per codec (of the first video
+    /// track, else the first audio track). Entries given here replace the
+    /// defaults for their codec; see [`Containers`].
+    pub containers: Containers,
     pub rotation: Rotation,
     /// Durability unit: a fragment ends at the first key frame after half of this,
     /// or at this at the latest. A power cut loses at most one fragment.
@@ -334,26 +417,102 @@ impl Default for RecordingConfig {
             record: RecordMode::All,
             streams: Vec::new(),
             template: "{app}/{streamName}/{year}-{month}-{day}/{streamName}_{startTime}".into(),
-            container: Container::Mp4,
+            container: Container::Auto,
+            containers: Containers::default(),
             rotation: Rotation::default(),
             fragment: HumanDuration(std::time::Duration::from_secs(1)),
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Container {
-    /// Fragmented MP4 while recording, finalized in place.
+    /// By codec, from `recording.containers` (as Flashphoner's record_formats).
     #[default]
+    Auto,
+    /// Fragmented MP4 while recording, finalized in place.
     Mp4,
+    /// Matroska: holds every codec edgerec records, G.711 included.
+    Mkv,
+    /// WebM: VP8/VP9/AV1 and Opus, what browsers play.
+    Webm,
+    /// MPEG-TS: H.264, H.265, AAC, MP3, Opus, for pipelines that take TS.
+    Ts,
 }
 
 impl Container {
-    pub fn extension(self) -> &'static str {
+    /// The container a file of `tracks` is written in. `Auto`: the container
+    /// of the video codec (the audio codec's when there is no video), unless it
+    /// cannot hold the audio and the audio codec's container holds both (a
+    /// camera's H.264 + G.711 goes to Matroska rather than lose its sound).
+    pub fn resolve(self, tracks: &[TrackInfo], map: &Containers) -> Format {
+        let first = |kind| tracks.iter().find(|t| t.kind() == kind).map(|t| t.codec);
+        let holds_all = |f: Format| tracks.iter().all(|t| f.holds(t.codec));
         match self {
-            Container::Mp4 => "mp4",
+            Container::Mp4 => Format::Mp4,
+            Container::Mkv => Format::Mkv,
+            Container::Webm => Format::Webm,
+            Container::Ts => Format::Ts,
+            Container::Auto => {
+                let by_video = first(MediaKind::Video).map(|c| map.get(c));
+                let by_audio = first(MediaKind::Audio).map(|c| map.get(c));
+                match (by_video, by_audio) {
+                    (Some(v), Some(a)) if !holds_all(v) && holds_all(a) => a,
+                    (Some(v), _) => v,
+                    (None, Some(a)) => a,
+                    (None, None) => Format::Mp4,
+                }
+            }
         }
+    }
+
+    pub fn of(format: Format) -> Container {
+        match format {
+            Format::Mp4 => Container::Mp4,
+            Format::Mkv => Container::Mkv,
+            Format::Webm => Container::Webm,
+            Format::Ts => Container::Ts,
+        }
+    }
+}
+
+/// Codec → container for `container = "auto"`, written as a table of codec
+/// names (`vp8 = "webm"`). Defaults: MP4 for H.264, H.265, AV1, VP9, AAC, MP3
+/// and Opus; WebM for VP8 (MP4 has no VP8 binding); Matroska for G.711 (the
+/// one common container that holds it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Containers(BTreeMap<Codec, Container>);
+
+impl Containers {
+    pub fn get(&self, codec: Codec) -> Format {
+        match self.0.get(&codec) {
+            Some(c) if *c != Container::Auto => c.resolve(&[], self),
+            _ => match codec {
+                Codec::Vp8 => Format::Webm,
+                Codec::Pcma | Codec::Pcmu => Format::Mkv,
+                _ => Format::Mp4,
+            },
+        }
+    }
+}
+
+impl Serialize for Containers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Containers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = BTreeMap::<Codec, Container>::deserialize(d)?;
+        if let Some((codec, _)) = m.iter().find(|(_, c)| **c == Container::Auto) {
+            return Err(serde::de::Error::custom(format!(
+                "recording.containers.{}: name a container, not auto",
+                codec.name()
+            )));
+        }
+        Ok(Containers(m))
     }
 }
 
@@ -518,6 +677,79 @@ impl Default for LogConfig {
     }
 }
 
+/// Wasm extensions: which to load and what they are bound to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtensionsConfig {
+    /// The most any extension may be given per call, whatever it asks.
+    pub cap: edgerec_ext::Limits,
+    /// Extensions loaded at start.
+    pub load: Vec<ExtensionEntry>,
+    /// Naming extensions by stream; the first match names the files.
+    pub naming: Vec<ExtensionBinding>,
+    /// Hooks by stream; every match runs after each finalized part.
+    pub hooks: Vec<ExtensionBinding>,
+    /// Layout extensions by layout name.
+    pub layouts: BTreeMap<String, String>,
+    /// Calls a hook gets for one part before it is marked failed.
+    pub hook_attempts: u32,
+    /// Wait before a hook's first retry; doubled after each, at most 10 minutes.
+    pub hook_backoff: HumanDuration,
+    /// Hooks running at once, across all recordings.
+    pub hook_concurrency: u32,
+    /// How long a webhook POST may take (connect to the last byte of the answer).
+    pub webhook_timeout: HumanDuration,
+}
+
+impl Default for ExtensionsConfig {
+    fn default() -> Self {
+        ExtensionsConfig {
+            cap: edgerec_ext::Limits::CAP,
+            load: Vec::new(),
+            naming: Vec::new(),
+            hooks: Vec::new(),
+            layouts: BTreeMap::new(),
+            hook_attempts: 5,
+            hook_backoff: HumanDuration(std::time::Duration::from_secs(2)),
+            hook_concurrency: 2,
+            webhook_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+/// One extension to load: its component, and what its manifest says unless
+/// overridden here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionEntry {
+    pub id: String,
+    /// The component (`.wasm`).
+    pub file: PathBuf,
+    /// Its `extension.toml`, whose fields are the defaults for this entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<edgerec_ext::World>,
+    /// Key/value pairs the guest reads (over the manifest's, key by key).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: edgerec_ext::LimitOverrides,
+    /// URL prefixes its webhook actions may POST to (added to the manifest's).
+    #[serde(default)]
+    pub webhook_allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<u32>,
+}
+
+/// An extension bound to the streams whose key (`app/name`) matches a glob.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionBinding {
+    pub streams: String,
+    pub extension: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +759,61 @@ mod tests {
         let c: Config = toml::from_str(REFERENCE).unwrap();
         assert_eq!(c, Config::default());
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn containers_by_codec() {
+        use edgerec_media::{AudioParams, TrackId, TrackParams, VideoParams};
+        let track = |codec: Codec| TrackInfo {
+            id: TrackId(1),
+            codec,
+            params: match codec.kind() {
+                MediaKind::Video => TrackParams::Video(VideoParams {
+                    width: 0,
+                    height: 0,
+                }),
+                MediaKind::Audio => TrackParams::Audio(AudioParams {
+                    sample_rate: 8000,
+                    channels: 1,
+                    samples_per_frame: None,
+                }),
+            },
+            config: Default::default(),
+            codec_string: String::new(),
+        };
+        let c: Config =
+            toml::from_str("[recording.containers]\nvp9 = \"webm\"\npcmu = \"mp4\"").unwrap();
+        let (auto, map) = (c.recording.container, &c.recording.containers);
+        assert_eq!(auto, Container::Auto);
+        let pick =
+            |t: &[Codec]| auto.resolve(&t.iter().map(|&c| track(c)).collect::<Vec<_>>(), map);
+        assert_eq!(pick(&[Codec::H264, Codec::Aac]), Format::Mp4);
+        assert_eq!(
+            pick(&[Codec::Opus, Codec::Vp8]),
+            Format::Webm,
+            "video decides"
+        );
+        assert_eq!(pick(&[Codec::Vp9]), Format::Webm, "configured");
+        assert_eq!(pick(&[Codec::Pcma]), Format::Mkv, "default kept");
+        assert_eq!(pick(&[Codec::Pcmu]), Format::Mp4, "configured");
+        assert_eq!(
+            pick(&[Codec::H265, Codec::Pcma]),
+            Format::Mkv,
+            "keeps the sound"
+        );
+        assert_eq!(
+            pick(&[Codec::H264, Codec::Pcmu]),
+            Format::Mp4,
+            "nothing holds both"
+        );
+        assert_eq!(pick(&[]), Format::Mp4);
+        assert_eq!(
+            Container::Mkv.resolve(&[track(Codec::Vp8)], map),
+            Format::Mkv
+        );
+        let e = toml::from_str::<Config>("[recording.containers]\nh264 = \"auto\"").unwrap_err();
+        assert!(e.to_string().contains("recording.containers.h264"), "{e}");
+        assert!(toml::from_str::<Config>("[recording.containers]\nh263 = \"mp4\"").is_err());
     }
 
     #[test]

@@ -8,8 +8,12 @@
 
 pub mod config;
 pub mod disk;
+pub mod durable;
+pub mod extensions;
+pub mod hooks;
 pub mod index;
 pub mod ingest;
+pub mod liveness;
 pub mod metrics;
 pub mod naming;
 pub mod policy;
@@ -17,6 +21,7 @@ pub mod recorder;
 pub mod recovery;
 pub mod registry;
 pub mod shard;
+pub mod shard_jobs;
 pub mod units;
 pub mod writer;
 
@@ -55,6 +60,14 @@ pub enum EngineError {
     BadRequest(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// An extension refused at install (not a component, wrong world, imports
+    /// outside its world, failed its self-test).
+    #[error("{0}")]
+    Refused(edgerec_ext::ExtError),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error("{0}")]
@@ -77,6 +90,18 @@ pub struct Shared {
     pub root: PathBuf,
     /// Pulled RTSP sources and their state.
     pub sources: ingest::rtsp_pull::SourceTable,
+    /// RTP sessions opened through the API.
+    pub relays: ingest::rtp_relay::RelayTable,
+    /// WebRTC (WHIP) sessions.
+    pub whip: ingest::whip::WhipTable,
+    /// Hands run-time work to the shards.
+    pub jobs: shard_jobs::ShardJobs,
+    /// Wasm extensions and what they are bound to.
+    pub extensions: extensions::Extensions,
+    /// Hook runs queued for finalized parts.
+    pub hooks: hooks::HookQueue,
+    /// The shards' heartbeats, for health.
+    pub liveness: liveness::Liveness,
 }
 
 pub struct Engine {
@@ -84,12 +109,18 @@ pub struct Engine {
     shards: Vec<std::thread::JoinHandle<()>>,
     stop: watch::Sender<bool>,
     rtmp_addr: SocketAddr,
+    rtsp_addr: Option<SocketAddr>,
     orphans: Arc<RwLock<Option<Vec<String>>>>,
 }
 
 impl Engine {
     /// Opens the index, recovers open recordings, binds the listeners and starts the
     /// shards.
+    /// The Wasm extensions and their bindings.
+    pub fn extensions(&self) -> &extensions::Extensions {
+        &self.shared.extensions
+    }
+
     pub fn start(config: Config) -> Result<Engine, EngineError> {
         config.validate().map_err(EngineError::BadRequest)?;
         let root = config.recordings_dir();
@@ -100,14 +131,18 @@ impl Engine {
             excluded: config.naming.exclude.clone(),
             encoding: config.naming.encoding,
         };
+        hooks::finish_interrupted(&index, &root)?;
         let recovered = recovery::recover_all(&index, &root, &sanitizer)?;
-        if recovered > 0 {
+        if !recovered.is_empty() {
             warn!(
-                recovered,
+                recovered = recovered.len(),
                 "recovered recordings left open by a crash or power cut"
             );
         }
+        let extensions = extensions::Extensions::start(&config.extensions, &config.data_dir)?;
         let config_sources = config.rtsp.sources.clone();
+        let (jobs, job_queues) = shard_jobs::ShardJobs::new(config.shard_count());
+        let liveness = liveness::Liveness::new(config.shard_count(), std::time::Instant::now());
         let shared = Arc::new(Shared {
             policy: RecordPolicy::new(&config.recording).map_err(EngineError::BadRequest)?,
             default_template: Template::parse(&config.recording.template)
@@ -120,11 +155,59 @@ impl Engine {
             sanitizer,
             root,
             sources: ingest::rtsp_pull::SourceTable::new(&config_sources),
+            relays: Default::default(),
+            whip: Default::default(),
+            jobs,
+            extensions,
+            hooks: Default::default(),
+            liveness,
         });
+        // Recovered parts get their hooks, like finished ones.
+        for rec in &recovered {
+            for p in rec
+                .parts
+                .iter()
+                .filter(|p| p.state == index::PartState::Recovered)
+            {
+                hooks::HookQueue::enqueue(&shared, rec, p.index, true)?;
+            }
+        }
+        shared.index.flush_blocking()?;
+        hooks::start(&shared)?;
 
         let n = shared.config.shard_count();
         let listeners = shard::bind_listeners(shared.config.rtmp.listen, n)?;
         let rtmp_addr = listeners[0].local_addr()?;
+        let rtsp: Vec<Option<std::net::TcpListener>> = if shared.config.rtsp.push {
+            shard::bind_listeners(shared.config.rtsp.listen, n)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        } else {
+            (0..n).map(|_| None).collect()
+        };
+        let rtmps: Vec<Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>> =
+            match &shared.config.rtmp.tls_listen {
+                Some(addr) => {
+                    let c = &shared.config.rtmp;
+                    let (Some(cert), Some(key)) = (&c.tls_cert, &c.tls_key) else {
+                        return Err(EngineError::BadRequest(
+                            "rtmp.tls_listen needs tls_cert and tls_key".into(),
+                        ));
+                    };
+                    let acceptor =
+                        ingest::rtmp::tls_acceptor(cert, key).map_err(EngineError::BadRequest)?;
+                    shard::bind_listeners(*addr, n)?
+                        .into_iter()
+                        .map(|l| Some((l, acceptor.clone())))
+                        .collect()
+                }
+                None => (0..n).map(|_| None).collect(),
+            };
+        let rtsp_addr = rtsp
+            .first()
+            .and_then(|l| l.as_ref())
+            .and_then(|l| l.local_addr().ok());
         // MPEG-TS inputs are dealt to the shards in turn.
         let mut ts: Vec<Vec<ingest::ts::Bound>> = (0..n).map(|_| Vec::new()).collect();
         for (i, b) in ingest::ts::bind(&shared.config.mpegts.inputs)?
@@ -140,17 +223,31 @@ impl Engine {
         }
         let (stop, stop_rx) = watch::channel(false);
         let mut shards = Vec::with_capacity(n);
-        for (((i, l), ts), pulls) in listeners.into_iter().enumerate().zip(ts).zip(pulls) {
+        for ((((((i, l), ts), pulls), jobs), rtsp), rtmps) in listeners
+            .into_iter()
+            .enumerate()
+            .zip(ts)
+            .zip(pulls)
+            .zip(job_queues)
+            .zip(rtsp)
+            .zip(rtmps)
+        {
             let s = shared.clone();
             let rx = stop_rx.clone();
-            let inputs = shard::Inputs { ts, pulls };
+            let inputs = shard::Inputs {
+                ts,
+                pulls,
+                rtmps,
+                rtsp,
+                jobs,
+            };
             shards.push(
                 std::thread::Builder::new()
                     .name(format!("shard-{i}"))
                     .spawn(move || shard::run(i, s, l, inputs, rx))?,
             );
         }
-        info!(shards = n, rtmp = %rtmp_addr, root = %shared.root.display(), "engine started");
+        info!(shards = n, rtmp = %rtmp_addr, rtsp = ?rtsp_addr, root = %shared.root.display(), "engine started");
 
         let orphans = Arc::new(RwLock::new(None));
         {
@@ -172,6 +269,7 @@ impl Engine {
             shards,
             stop,
             rtmp_addr,
+            rtsp_addr,
             orphans,
         })
     }
@@ -188,10 +286,77 @@ impl Engine {
         self.rtmp_addr
     }
 
+    /// The RTSP push server's address, when it is on.
+    pub fn rtsp_addr(&self) -> Option<SocketAddr> {
+        self.rtsp_addr
+    }
+
+    /// What keeps the daemon from doing its work now (empty: healthy): a
+    /// shard whose runtime has stopped running, an index flush that does not
+    /// return.
+    pub fn liveness(&self) -> Vec<liveness::Problem> {
+        let now = std::time::Instant::now();
+        self.shared
+            .liveness
+            .check(now, self.shared.index.flush_running_for(now))
+    }
+
     pub fn metrics_text(&self) -> String {
         self.shared
             .metrics
             .render(disk::free_bytes(&self.shared.root).ok())
+    }
+
+    /// Opens an RTP session for an SFU or media server to send a stream to.
+    pub async fn open_rtp_session(
+        &self,
+        req: ingest::rtp_relay::RelayRequest,
+    ) -> Result<ingest::rtp_relay::RelayView, EngineError> {
+        ingest::rtp_relay::open(&self.shared, req).await
+    }
+
+    pub fn rtp_sessions(&self) -> Vec<ingest::rtp_relay::RelayView> {
+        self.shared.relays.all()
+    }
+
+    pub fn rtp_session(&self, id: &str) -> Result<ingest::rtp_relay::RelayView, EngineError> {
+        self.shared
+            .relays
+            .get(id)
+            .ok_or_else(|| EngineError::NotFound(format!("RTP session {id} not found")))
+    }
+
+    /// Ends an RTP session (its recording is finalized) and frees its ports.
+    pub async fn close_rtp_session(&self, id: &str) -> Result<(), EngineError> {
+        ingest::rtp_relay::close(&self.shared, id).await
+    }
+
+    /// Answers a WHIP offer for `stream` from `peer`.
+    pub async fn whip_offer(
+        &self,
+        stream: String,
+        offer: &str,
+        peer: std::net::IpAddr,
+    ) -> Result<ingest::whip::WhipAnswer, EngineError> {
+        ingest::whip::offer(&self.shared, stream, offer, peer).await
+    }
+
+    /// Claims `stream` for an MPEG-TS upload over HTTP.
+    pub async fn mpegts_upload(
+        &self,
+        stream: String,
+        peer: SocketAddr,
+    ) -> Result<ingest::ts_http::Upload, EngineError> {
+        ingest::ts_http::open(&self.shared, stream, peer).await
+    }
+
+    /// Ends a WHIP session.
+    pub async fn whip_delete(&self, id: &str) -> Result<(), EngineError> {
+        ingest::whip::delete(&self.shared, id).await
+    }
+
+    pub fn whip_sessions(&self) -> Vec<ingest::whip::WhipView> {
+        self.shared.whip.all()
     }
 
     /// Pulled sources (RTSP) and their state.
@@ -321,6 +486,11 @@ impl Engine {
             .iter()
             .find(|p| p.index == n)
             .ok_or_else(|| EngineError::PartNotFound(id.to_owned(), n))?;
+        if part.state == index::PartState::Deleted {
+            return Err(EngineError::NotFound(format!(
+                "part {n} of recording {id} was deleted by a hook"
+            )));
+        }
         Ok(self.shared.root.join(&part.path))
     }
 

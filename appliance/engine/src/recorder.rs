@@ -12,14 +12,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use edgerec_media::{Frame, MediaKind, MediaTime, Timescale, TrackInfo};
-use edgerec_mux::fmp4::{Fmp4Config, Fmp4Muxer};
-use edgerec_mux::{PushOutcome, Unsupported, WriteBatch};
+use edgerec_mux::{FileConfig, FileMuxer, Format, PushOutcome, Unsupported, WriteBatch};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 use ulid::Ulid;
 
 use crate::config::{Container, Rotation, SyncPolicy};
+use crate::hooks::HookQueue;
 use crate::index::{FrameCounts, Part, PartState, Recording, RecordingState, TrackRecord};
 use crate::metrics::DropReason;
 use crate::naming::{NameFacts, Template};
@@ -142,6 +142,7 @@ pub async fn start(
             .collect(),
         tags: Default::default(),
         parts: Vec::new(),
+        hooks: Vec::new(),
     };
     shared.index.put(&rec)?;
     shared.index.flush().await?;
@@ -171,8 +172,13 @@ pub async fn start(
 struct OpenPart {
     file: PartFile,
     rel: PathBuf,
-    muxer: Fmp4Muxer,
+    format: Format,
+    muxer: FileMuxer,
     frames: FrameCounts,
+    /// The part's frames until its first write: while nothing is on disk, a
+    /// track that arrives late (G.711 after the first key frame) may still
+    /// change the container `auto` picks, and the part is begun again in it.
+    unwritten: Option<Vec<Frame>>,
 }
 
 struct Recorder {
@@ -336,10 +342,19 @@ impl Recorder {
             return Ok(());
         }
         self.tracks = tracks;
+        let containers = &self.shared.config.recording.containers;
+        let format = self.settings.container.resolve(&self.tracks, containers);
+        if self
+            .part
+            .as_ref()
+            .is_some_and(|p| p.format != format && p.unwritten.is_some())
+        {
+            return self.reopen_part().await;
+        }
         if let Some(p) = self.part.as_mut() {
             match p.muxer.update_tracks(&self.tracks) {
                 Ok(left_out) => self.note_tracks(&left_out),
-                Err(edgerec_mux::fmp4::TracksFixed) => {
+                Err(edgerec_mux::TracksFixed) => {
                     // Sample entries are fixed once written: a new part begins.
                     info!(recording = %self.rec.id, "tracks changed; starting a new part");
                     self.close_part(PartState::Finalized).await?;
@@ -395,22 +410,71 @@ impl Recorder {
                 }
                 return Ok(());
             }
+            // Held audio later than the key frame belongs to the part too: it came
+            // first because the sender's video is delayed (RTP video waits for its
+            // decode times) or interleaved late.
             let earliest = f.dts.saturating_sub(PREROLL);
             for a in self.preroll.drain(..) {
-                if a.dts >= earliest && a.dts <= f.dts {
+                if a.dts >= earliest {
                     preroll.push(a);
                 } else {
                     self.shared.metrics.dropped(DropReason::BeforeKeyFrame);
                 }
             }
             let on_key = is_video && f.key;
-            self.open_part(preroll.first().unwrap_or(&f), on_key)
-                .await?;
+            // The part starts at the earliest decode time, so no frame of it
+            // lands before its origin.
+            let first = preroll
+                .iter()
+                .chain(std::iter::once(&f))
+                .min_by_key(|a| a.dts);
+            self.open_part(first.unwrap_or(&f), on_key).await?;
         }
-        for a in preroll {
+        // In decode order: held audio before the key frame, then the key frame,
+        // then held audio after it.
+        let (before, after): (Vec<Frame>, Vec<Frame>) =
+            preroll.into_iter().partition(|a| a.dts <= f.dts);
+        for a in before {
             self.push_to_part(a, false).await?;
         }
-        self.push_to_part(f, is_video).await
+        self.push_to_part(f, is_video).await?;
+        for a in after {
+            self.push_to_part(a, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Begins the open part again, in the container its tracks now call for:
+    /// nothing of it is on disk yet, so its empty file is removed and its frames
+    /// go to the new one.
+    async fn reopen_part(&mut self) -> Result<(), Halt> {
+        let Some(p) = self.part.take() else {
+            return Ok(());
+        };
+        let frames = p.unwritten.unwrap_or_default();
+        let path = p.file.path().to_path_buf();
+        let _ = p.file.close().await;
+        if let Err(e) = std::fs::remove_file(&path) {
+            warn!(path = %path.display(), error = %e, "could not remove an unused part file");
+        }
+        let on_key = self
+            .rec
+            .parts
+            .pop()
+            .is_some_and(|part| part.first_keyframe_at.is_some());
+        let Some(first) = frames.iter().min_by_key(|f| f.dts).cloned() else {
+            return Ok(());
+        };
+        info!(recording = %self.rec.id, from = %path.display(), "tracks changed before the first write; container chosen again");
+        self.open_part(&first, on_key).await?;
+        for f in frames {
+            let video = self
+                .tracks
+                .iter()
+                .any(|t| t.id == f.track && t.kind() == MediaKind::Video);
+            self.push_to_part(f, video).await?;
+        }
+        Ok(())
     }
 
     /// Hands a frame to the open part's muxer and writes what it completes.
@@ -418,6 +482,9 @@ impl Recorder {
         let Some(p) = self.part.as_mut() else {
             return Ok(());
         };
+        if let Some(u) = p.unwritten.as_mut() {
+            u.push(f.clone());
+        }
         match p.muxer.push(f) {
             PushOutcome::Accepted => {
                 if is_video {
@@ -450,6 +517,7 @@ impl Recorder {
         let Some(p) = self.part.as_mut() else {
             return Ok(());
         };
+        p.unwritten = None;
         let len = b.len;
         let frag = b.fragment;
         let (r, took) = timed(async {
@@ -519,29 +587,87 @@ impl Recorder {
         }
     }
 
+    /// The part's path from the naming extension bound to this stream, if any
+    /// and if it answers; `None` falls back to the template (the failure is
+    /// logged and counted on the extension).
+    async fn extension_name(
+        &self,
+        index: u32,
+        format: Format,
+        started_at: DateTime<Utc>,
+    ) -> Option<PathBuf> {
+        let ext = self.shared.extensions.naming_for(&self.rec.stream)?;
+        let tracks = self
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| crate::extensions::ext_track(t, i as u32))
+            .collect();
+        let remote = Some(
+            self.stream
+                .remote
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .to_string(),
+        );
+        let mut input =
+            crate::extensions::ext_recording(&self.rec, index, format.extension(), remote, tracks);
+        input.attrs.push((
+            "part-started-unix-ms".into(),
+            started_at.timestamp_millis().to_string(),
+        ));
+        let id = ext.id().to_owned();
+        // The call is bounded by the extension's deadline (10 ms by default);
+        // it runs off the shard so the shard's other feeds are not held up.
+        match tokio::task::spawn_blocking(move || ext.name(&input)).await {
+            Ok(Ok(rel)) => Some(crate::extensions::sanitized(
+                &self.shared.sanitizer,
+                &rel,
+                format.extension(),
+            )),
+            Ok(Err(e)) => {
+                warn!(recording = %self.rec.id, extension = id, kind = e.kind(), error = %e, "naming extension failed; using the template");
+                None
+            }
+            Err(e) => {
+                warn!(recording = %self.rec.id, extension = id, error = %e, "naming extension task failed; using the template");
+                None
+            }
+        }
+    }
+
     /// Opens the next part; `first` is its first frame (pre-rolled audio or the
     /// key frame), `on_key` whether the part starts on a video key frame.
     async fn open_part(&mut self, first: &Frame, on_key: bool) -> Result<(), Halt> {
         let index = self.rec.parts.len() as u32 + 1;
         let started_at = Utc::now();
-        let ext = self.settings.container.extension();
-        let rendered = self
+        let recording = &self.shared.config.recording;
+        let format = self
             .settings
-            .template
-            .render(&self.facts(started_at, None, index));
-        let rel = self
-            .shared
-            .sanitizer
-            .path(&rendered, &self.part_suffix(index), ext);
+            .container
+            .resolve(&self.tracks, &recording.containers);
+        let ext = format.extension();
+        let rel = match self.extension_name(index, format, started_at).await {
+            Some(rel) => rel,
+            None => {
+                let rendered = self
+                    .settings
+                    .template
+                    .render(&self.facts(started_at, None, index));
+                self.shared
+                    .sanitizer
+                    .path(&rendered, &self.part_suffix(index), ext)
+            }
+        };
         let storage = &self.shared.config.storage;
         let opts = WriterOptions {
-            o_direct: storage.o_direct,
+            o_direct: storage.o_direct && format.alignable(),
             preallocate: storage.preallocate.0,
         };
         let (file, rel) = PartFile::create(&self.shared.root, &rel, opts)
             .await
             .map_err(|e| Halt::Failed(format!("creating {}: {e}", rel.display())))?;
-        let config = Fmp4Config {
+        let config = FileConfig {
             fragment_target: MediaTime::new(
                 self.shared.config.recording.fragment.0.as_millis() as i64,
                 Timescale::MILLIS,
@@ -549,7 +675,8 @@ impl Recorder {
             alignment: file.is_direct().then_some(DIRECT_ALIGN as u32),
             creation_unix_secs: started_at.timestamp().max(0) as u64,
         };
-        let (muxer, left_out) = Fmp4Muxer::new(&self.tracks, config);
+        let (muxer, left_out) = FileMuxer::new(format, &self.tracks, config);
+        self.rec.container = Container::of(format);
         for u in &left_out {
             warn!(recording = %self.rec.id, "{u}: track not recorded");
         }
@@ -569,8 +696,11 @@ impl Recorder {
         self.part = Some(OpenPart {
             file,
             rel: rel.clone(),
+            format,
             muxer,
             frames: FrameCounts::default(),
+            // Only "auto" can change its mind about the container.
+            unwritten: (self.settings.container == Container::Auto).then(Vec::new),
         });
         // The file and its directory entry are durable; now the index may name it.
         self.commit()
@@ -606,7 +736,7 @@ impl Recorder {
             let target = self.shared.sanitizer.path(
                 &self.settings.template.render(&facts),
                 &suffix,
-                self.settings.container.extension(),
+                p.format.extension(),
             );
             if target != rel {
                 match rename_durable(&self.shared.root, &rel, &target).await {
@@ -625,10 +755,21 @@ impl Recorder {
             part.path = rel.to_string_lossy().into_owned();
         }
         self.rec.sum_parts();
+        // The part's hook runs are queued in the same commit as its end.
+        let hooks = match HookQueue::enqueue(&self.shared, &self.rec, index, false) {
+            Ok(queued) => queued,
+            Err(e) => {
+                error!(recording = %self.rec.id, part = index, error = %e, "hooks not queued");
+                false
+            }
+        };
         self.commit()
             .await
             .map_err(|e| Halt::Failed(format!("index: {e}")))?;
         info!(recording = %self.rec.id, part = index, path = %rel.display(), duration_ms, size, "part finalized");
+        if hooks {
+            self.shared.hooks.wake(&self.rec.id, index);
+        }
         Ok(())
     }
 }

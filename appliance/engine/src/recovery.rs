@@ -12,7 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use edgerec_mux::fmp4::{finalize, scan, ScanError};
+use edgerec_mux::fmp4::{finalize, scan};
+use edgerec_mux::{mkv, ts, ScanError};
 use thiserror::Error;
 
 use crate::index::{FrameCounts, Index, PartState, Recording, RecordingState};
@@ -36,22 +37,25 @@ pub struct Repaired {
     pub frames: FrameCounts,
 }
 
-/// Makes an unfinished fragmented MP4 whole: cuts what follows the last complete
-/// fragment, appends the mfra, patches durations, syncs. Never rewrites media.
+/// Makes an unfinished recording file whole, whichever container it is (told by
+/// its first bytes): cuts what follows the last complete fragment, appends the
+/// index, patches durations, syncs. Never rewrites media.
 pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     let len = file.metadata()?.len();
+    let mut magic = [0u8; 4];
+    if len >= 4 {
+        file.read_exact_at(&mut magic, 0)?;
+    }
+    if u32::from_be_bytes(magic) == mkv::ebml::id::EBML {
+        return repair_mkv(file, len);
+    }
+    if magic[0] == 0x47 {
+        return repair_ts(file, len);
+    }
     let found = scan(&mut file, len)?;
-    if found.valid_len < len {
-        file.set_len(found.valid_len)?;
-    }
     let (mfra, patches, duration) = finalize::tail(&found.layout, &found.totals);
-    file.write_all_at(&mfra, found.valid_len)?;
-    file.sync_data()?;
-    for p in patches {
-        file.write_all_at(&p.bytes, p.offset)?;
-    }
-    file.sync_all()?;
+    finish_in_place(&file, len, found.valid_len, &mfra, &patches)?;
     let mut frames = FrameCounts::default();
     for (t, l) in found.totals.iter().zip(&found.layout.tracks) {
         match &l.handler {
@@ -68,18 +72,78 @@ pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
     })
 }
 
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+/// Finishes a scanned file the way a clean stop would, in the durability order:
+/// cut what follows the valid prefix, append the tail, sync, then patch and
+/// sync (a crash between leaves a file the next scan finishes the same way).
+fn finish_in_place(
+    file: &std::fs::File,
+    len: u64,
+    valid_len: u64,
+    tail: &[u8],
+    patches: &[edgerec_mux::Patch],
+) -> io::Result<()> {
+    if valid_len < len {
+        file.set_len(valid_len)?;
+    }
+    file.write_all_at(tail, valid_len)?;
+    file.sync_data()?;
+    for p in patches {
+        file.write_all_at(&p.bytes, p.offset)?;
+    }
+    file.sync_all()
 }
 
-/// Recovers every open recording. Returns how many were recovered.
+/// Matroska/WebM: cut after the last whole cluster, append the Cues, patch the
+/// Duration, the Cues' Seek entry and the Segment size.
+fn repair_mkv(mut file: std::fs::File, len: u64) -> Result<Repaired, RepairError> {
+    let found = mkv::scan(&mut file, len)?;
+    let duration_ms = found.duration_ms();
+    let (cues, patches) =
+        mkv::layout::tail(&found.layout, &found.cues, found.valid_len, duration_ms);
+    finish_in_place(&file, len, found.valid_len, &cues, &patches)?;
+    let mut frames = FrameCounts::default();
+    for (video, end) in &found.tracks {
+        if *video {
+            frames.video += end.blocks;
+        } else {
+            frames.audio += end.blocks;
+        }
+    }
+    Ok(Repaired {
+        size: found.valid_len + cues.len() as u64,
+        duration_ms: duration_ms.max(0) as u64,
+        torn_bytes: found.torn_bytes,
+        fragments: found.clusters,
+        frames,
+    })
+}
+
+/// MPEG-TS: cut after the last fragment mark, which also holds the totals.
+fn repair_ts(mut file: std::fs::File, len: u64) -> Result<Repaired, RepairError> {
+    let found = ts::scan(&mut file, len)?;
+    finish_in_place(&file, len, found.valid_len, &[], &[])?;
+    let t = found.totals;
+    Ok(Repaired {
+        size: found.valid_len,
+        duration_ms: t.duration_ms.max(0) as u64,
+        torn_bytes: found.torn_bytes,
+        fragments: 0,
+        frames: FrameCounts {
+            video: t.video_frames,
+            audio: t.audio_frames,
+        },
+    })
+}
+
+/// Recovers every open recording. Returns the recovered recordings (their
+/// recovered parts get their hooks run).
 pub fn recover_all(
     index: &Index,
     root: &Path,
     sanitizer: &Sanitizer,
-) -> Result<usize, crate::EngineError> {
+) -> Result<Vec<Recording>, crate::EngineError> {
     let open = index.open_recordings()?;
-    let mut n = 0;
+    let mut done = Vec::new();
     for mut rec in open {
         if rec.state == RecordingState::Deleting {
             // A delete was interrupted: finish it.
@@ -92,10 +156,10 @@ pub fn recover_all(
         }
         recover_one(&mut rec, root, sanitizer);
         index.put(&rec)?;
-        n += 1;
+        done.push(rec);
     }
     index.flush_blocking()?;
-    Ok(n)
+    Ok(done)
 }
 
 fn recover_one(rec: &mut Recording, root: &Path, sanitizer: &Sanitizer) {
@@ -161,14 +225,8 @@ fn recover_one(rec: &mut Recording, root: &Path, sanitizer: &Sanitizer) {
                         .map(|e| e.to_string_lossy().into_owned())
                         .unwrap_or_default();
                     let target = sanitizer.path(&t.render(&facts), &suffix, &ext);
-                    if target != current && !root.join(&target).exists() {
-                        let moved = target
-                            .parent()
-                            .map_or(Ok(()), |d| std::fs::create_dir_all(root.join(d)))
-                            .and_then(|()| std::fs::rename(&path, root.join(&target)))
-                            .and_then(|()| fsync_dir(root.join(&target).parent().unwrap_or(root)))
-                            .and_then(|()| fsync_dir(path.parent().unwrap_or(root)));
-                        match moved {
+                    if target != current {
+                        match crate::durable::move_durable(root, &current, &target) {
                             Ok(()) => part.path = target.to_string_lossy().into_owned(),
                             Err(e) => {
                                 tracing::warn!(error = %e, "could not rename a recovered part")

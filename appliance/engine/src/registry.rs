@@ -75,7 +75,8 @@ impl StreamStats {
 pub struct LiveStream {
     pub name: String,
     pub protocol: &'static str,
-    pub remote: SocketAddr,
+    /// The sender's address (for relayed RTP: known at the first packet).
+    pub remote: RwLock<SocketAddr>,
     pub session_id: String,
     pub started_at: DateTime<Utc>,
     pub tracks: RwLock<Vec<TrackInfo>>,
@@ -106,12 +107,20 @@ pub struct StreamView {
 }
 
 impl LiveStream {
+    pub fn set_remote(&self, remote: SocketAddr) {
+        *self.remote.write().unwrap_or_else(|e| e.into_inner()) = remote;
+    }
+
     pub fn view(&self) -> StreamView {
         let read = |l: &RwLock<Option<String>>| l.read().unwrap_or_else(|e| e.into_inner()).clone();
         StreamView {
             name: self.name.clone(),
             protocol: self.protocol,
-            remote_addr: self.remote.to_string(),
+            remote_addr: self
+                .remote
+                .read()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
             session_id: self.session_id.clone(),
             started_at: self.started_at,
             tracks: self

@@ -39,6 +39,12 @@ pub struct Inputs {
     pub ts: Vec<crate::ingest::ts::Bound>,
     /// RTSP sources to pull: (index in the configuration, source).
     pub pulls: Vec<(usize, crate::config::RtspSource)>,
+    /// This shard's RTMPS listener and TLS configuration.
+    pub rtmps: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    /// This shard's RTSP push listener (SO_REUSEPORT, like RTMP's).
+    pub rtsp: Option<TcpListener>,
+    /// Work handed over at run time (API-opened RTP sessions).
+    pub jobs: tokio::sync::mpsc::UnboundedReceiver<crate::shard_jobs::Job>,
 }
 
 pub fn run(
@@ -57,7 +63,25 @@ pub fn run(
             for (i, src) in inputs.pulls {
                 tokio_uring::spawn(crate::ingest::rtsp_pull::pull(shared.clone(), i, src, stop.clone()));
             }
+            {
+                // The heartbeat runs on this shard's runtime: it stops when
+                // anything blocks the thread (see liveness).
+                let shared = shared.clone();
+                tokio_uring::spawn(async move {
+                    loop {
+                        shared.liveness.beat(id, std::time::Instant::now());
+                        tokio::time::sleep(crate::liveness::BEAT).await;
+                    }
+                });
+            }
             info!(shard = id, "shard running");
+            if let Some((l, acceptor)) = inputs.rtmps {
+                tokio_uring::spawn(crate::ingest::rtmp::serve_tls(shared.clone(), l, acceptor, stop.clone()));
+            }
+            if let Some(l) = inputs.rtsp {
+                tokio_uring::spawn(crate::ingest::rtsp_push::serve(shared.clone(), l, stop.clone()));
+            }
+            let mut jobs = inputs.jobs;
             loop {
                 tokio::select! {
                     r = listener.accept() => match r {
@@ -69,6 +93,7 @@ pub fn run(
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         }
                     },
+                    Some(job) = jobs.recv() => job(stop.clone()),
                     _ = stop.changed() => break,
                 }
             }

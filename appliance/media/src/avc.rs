@@ -34,6 +34,17 @@ pub struct AvcConfig {
     pub sps_error: Option<String>,
 }
 
+/// The SPS and PPS NAL units of an AVCDecoderConfigurationRecord, in order
+/// (what an Annex B stream repeats before each IDR); empty if it is malformed.
+pub fn parameter_sets(record: &[u8]) -> Vec<&[u8]> {
+    let Ok(rec) = AvcDecoderConfigurationRecord::try_from(record) else {
+        return Vec::new();
+    };
+    let sps = rec.sequence_parameter_sets().filter_map(Result::ok);
+    let pps = rec.picture_parameter_sets().filter_map(Result::ok);
+    sps.chain(pps).collect()
+}
+
 impl AvcConfig {
     /// Parses the record (as carried in an FLV AVC sequence header or an MP4 avcC box).
     pub fn parse(record: &[u8]) -> Result<AvcConfig, AvcError> {

@@ -8,7 +8,7 @@ use crate::time::Timescale;
 
 /// Every codec some ingest can deliver. Which containers can hold which codec is the
 /// muxers' business (see `edgerec_mux`), not the ingest's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     H264,

@@ -9,11 +9,13 @@
 
 pub mod aac;
 pub mod annexb;
+pub mod av1;
 pub mod avc;
 pub mod codec;
 pub mod codec_string;
 pub mod decode_time;
 pub mod frame;
+pub mod hevc;
 pub mod mp3;
 pub mod opus;
 pub mod picture_size;

@@ -20,7 +20,27 @@ pub struct Mp3Header {
     pub sample_rate: u32,
     pub channels: u8,
     pub samples_per_frame: u32,
+    /// Whole frame length in bytes, header included; `None` for free-format
+    /// streams (bitrate index 0), whose frames cannot be delimited by the header.
+    pub frame_len: Option<usize>,
 }
+
+/// kbit/s by bitrate index: MPEG-1 layers I, II, III; MPEG-2/2.5 layer I, layers II/III.
+const BITRATES: [[u16; 15]; 5] = [
+    [
+        0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448,
+    ],
+    [
+        0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384,
+    ],
+    [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ],
+    [
+        0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256,
+    ],
+    [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160],
+];
 
 impl Mp3Header {
     pub fn parse(data: &[u8]) -> Result<Mp3Header, Mp3Error> {
@@ -51,10 +71,34 @@ impl Mp3Header {
             _ => 576,
         };
         let channels = if (h[3] >> 6) == 0b11 { 1 } else { 2 };
+        let bitrate_index = usize::from(h[2] >> 4);
+        if bitrate_index == 15 {
+            return Err(Mp3Error::Reserved);
+        }
+        let table = match (version, layer) {
+            (3, 3) => 0,
+            (3, 2) => 1,
+            (3, _) => 2,
+            (_, 3) => 3,
+            _ => 4,
+        };
+        let kbps = usize::from(BITRATES[table][bitrate_index]);
+        let padding = usize::from((h[2] >> 1) & 1);
+        let frame_len = (kbps > 0).then(|| {
+            let bps = kbps * 1000;
+            let rate = sample_rate as usize;
+            match layer {
+                3 => (12 * bps / rate + padding) * 4,
+                // Layer III in MPEG-2/2.5 has half the samples per frame.
+                1 if version != 3 => 72 * bps / rate + padding,
+                _ => 144 * bps / rate + padding,
+            }
+        });
         Ok(Mp3Header {
             sample_rate,
             channels,
             samples_per_frame,
+            frame_len,
         })
     }
 }
@@ -69,6 +113,8 @@ mod tests {
         assert_eq!(h.sample_rate, 44100);
         assert_eq!(h.channels, 2);
         assert_eq!(h.samples_per_frame, 1152);
+        // 128 kbit/s, no padding: 417 bytes.
+        assert_eq!(h.frame_len, Some(417));
     }
 
     #[test]
@@ -77,6 +123,8 @@ mod tests {
         assert_eq!(h.sample_rate, 22050);
         assert_eq!(h.channels, 1);
         assert_eq!(h.samples_per_frame, 576);
+        // MPEG-2 layer III, bitrate index 9: 80 kbit/s.
+        assert_eq!(h.frame_len, Some(72 * 80_000 / 22050));
     }
 
     #[test]

@@ -59,9 +59,47 @@ impl OpusHead {
     }
 }
 
+/// The `dOps` payload for an Opus stream whose OpusHead never arrives (RTP,
+/// MPEG-TS): `channels`, 48 kHz, no pre-skip or gain, mapping family 0.
+pub fn dops_without_head(channels: u8) -> Bytes {
+    let mut d = vec![0, channels.clamp(1, 2), 0, 0];
+    d.extend_from_slice(&48_000u32.to_be_bytes());
+    d.extend_from_slice(&[0, 0, 0]);
+    Bytes::from(d)
+}
+
+/// Samples (at 48 kHz) in one Opus packet, from its TOC byte and frame count
+/// (RFC 6716 3.1–3.2); `None` for an empty or malformed packet.
+pub fn packet_samples(packet: &[u8]) -> Option<u32> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    let frame = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u32::from(*packet.get(1)? & 0x3f),
+    };
+    let total = frame * frames;
+    (1..=5760).contains(&total).then_some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packet_durations() {
+        assert_eq!(packet_samples(&[0xfc, 0xff]), Some(960)); // CELT FB 20 ms, 1 frame
+        assert_eq!(packet_samples(&[0x78 | 1]), Some(1920)); // hybrid 20 ms, 2 frames
+        assert_eq!(packet_samples(&[0x18 | 3, 3]), None); // SILK 60 ms x3: over 120 ms
+        assert_eq!(packet_samples(&[0x08 | 3, 2]), Some(1920)); // SILK 20 ms x2 (code 3)
+        assert_eq!(packet_samples(&[]), None);
+        assert_eq!(packet_samples(&[0x03]), None); // code 3 without its count byte
+    }
 
     #[test]
     fn ffmpeg9_mono_head() {

@@ -1,18 +1,18 @@
 //! Picture size from the bitstream, for codecs whose MP4 configuration record does
-//! not carry it: VP9 (a key frame's uncompressed header) and AV1 (the sequence
-//! header OBU in `av1C`). The size goes into the MP4 visual sample entry and the
+//! not carry it: VP9 (a key frame's uncompressed header), AV1 (the sequence
+//! header OBU in `av1C`) and H.265 (the SPS in `hvcC`). The size goes into the MP4 visual sample entry and the
 //! API; decoders do not need it.
 //!
 //! Hand-written: each is a short run of fixed-width fields.
 
 /// MSB-first bit reader over a byte slice; `None` past the end.
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
+pub(crate) struct Bits<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl Bits<'_> {
-    fn read(&mut self, n: u32) -> Option<u32> {
+    pub(crate) fn read(&mut self, n: u32) -> Option<u32> {
         let mut v = 0u32;
         for _ in 0..n {
             let byte = *self.data.get(self.pos / 8)?;
@@ -22,9 +22,46 @@ impl Bits<'_> {
         Some(v)
     }
 
-    fn flag(&mut self) -> Option<bool> {
+    pub(crate) fn flag(&mut self) -> Option<bool> {
         self.read(1).map(|b| b == 1)
     }
+
+    pub(crate) fn skip(&mut self, n: usize) -> Option<()> {
+        self.pos += n;
+        (self.pos <= self.data.len() * 8).then_some(())
+    }
+
+    /// Exp-Golomb ue(v), up to 31 leading zeros.
+    pub(crate) fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while !self.flag()? {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some((1u32 << zeros) - 1 + self.read(zeros)?)
+    }
+}
+
+/// Width and height from the first SPS in an `hvcC` (ISO/IEC 14496-15 8.3.3.1;
+/// H.265 7.3.2.2), after the conformance window crop.
+pub fn hevc_config(hvcc: &[u8]) -> Option<(u32, u32)> {
+    let sps = crate::hevc::first_nal(hvcc, crate::hevc::NAL_SPS)?;
+    crate::hevc::Sps::parse(sps).map(|s| (s.width, s.height))
+}
+
+/// Width and height of a VP8 key frame (RFC 6386 9.1: a 3-byte frame tag whose
+/// low bit is 0 on key frames, the start code 9d 01 2a, then 14-bit
+/// little-endian width and height), `None` for an inter frame or a truncated
+/// header.
+pub fn vp8_key_frame(frame: &[u8]) -> Option<(u32, u32)> {
+    let h = frame.get(..10)?;
+    if h[0] & 1 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let dim = |lo: u8, hi: u8| u32::from(u16::from_le_bytes([lo, hi]) & 0x3fff);
+    Some((dim(h[6], h[7]), dim(h[8], h[9])))
 }
 
 /// Width and height of a VP9 key frame (VP9 bitstream spec 6.2), `None` for an
@@ -73,94 +110,10 @@ pub fn vp9_key_frame(frame: &[u8]) -> Option<(u32, u32)> {
 /// Maximum frame size from an AV1CodecConfigurationRecord's sequence header OBU
 /// (AV1 spec 5.5), `None` without one.
 pub fn av1_config(av1c: &[u8]) -> Option<(u32, u32)> {
-    let mut obus = av1c.get(4..)?;
-    while let Some(&header) = obus.first() {
-        let obu_type = (header >> 3) & 0x0f;
-        let extension = header & 0x04 != 0;
-        let has_size = header & 0x02 != 0;
-        let mut pos = 1 + usize::from(extension);
-        let size = if has_size {
-            let (v, n) = leb128(obus.get(pos..)?)?;
-            pos += n;
-            v
-        } else {
-            obus.len() - pos
-        };
-        let payload = obus.get(pos..pos.checked_add(size)?)?;
-        if obu_type == 1 {
-            return av1_sequence_header(payload);
-        }
-        obus = &obus[pos + size..];
-    }
-    None
-}
-
-fn leb128(d: &[u8]) -> Option<(usize, usize)> {
-    let mut v = 0usize;
-    for (i, &b) in d.iter().take(8).enumerate() {
-        v |= usize::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
-}
-
-fn av1_sequence_header(p: &[u8]) -> Option<(u32, u32)> {
-    let mut b = Bits { data: p, pos: 0 };
-    b.read(3)?; // seq_profile
-    b.read(1)?; // still_picture
-    let reduced = b.flag()?;
-    if reduced {
-        b.read(5)?; // seq_level_idx[0]
-    } else {
-        let timing_info = b.flag()?;
-        let mut decoder_model_info = false;
-        let mut buffer_delay_len = 0;
-        if timing_info {
-            b.read(32)?; // num_units_in_display_tick
-            b.read(32)?; // time_scale
-            if b.flag()? {
-                // equal_picture_interval: num_ticks_per_picture_minus_1 (uvlc)
-                let mut zeros = 0;
-                while !b.flag()? {
-                    zeros += 1;
-                    if zeros >= 32 {
-                        return None;
-                    }
-                }
-                b.read(zeros)?;
-            }
-            decoder_model_info = b.flag()?;
-            if decoder_model_info {
-                buffer_delay_len = b.read(5)? + 1;
-                b.read(32)?; // num_units_in_decoding_tick
-                b.read(5)?; // buffer_removal_time_length_minus_1
-                b.read(5)?; // frame_presentation_time_length_minus_1
-            }
-        }
-        let initial_display_delay = b.flag()?;
-        let ops = b.read(5)? + 1;
-        for _ in 0..ops {
-            b.read(12)?; // operating_point_idc
-            if b.read(5)? > 7 {
-                b.read(1)?; // seq_tier
-            }
-            if decoder_model_info && b.flag()? {
-                b.read(buffer_delay_len)?; // decoder_buffer_delay
-                b.read(buffer_delay_len)?; // encoder_buffer_delay
-                b.read(1)?; // low_delay_mode_flag
-            }
-            if initial_display_delay && b.flag()? {
-                b.read(4)?;
-            }
-        }
-    }
-    let wbits = b.read(4)? + 1;
-    let hbits = b.read(4)? + 1;
-    let w = b.read(wbits)? + 1;
-    let h = b.read(hbits)? + 1;
-    Some((w, h))
+    let obu =
+        crate::av1::obus(av1c.get(4..)?).find(|o| o.obu_type == crate::av1::OBU_SEQUENCE_HEADER)?;
+    let h = crate::av1::sequence_header(obu.payload)?;
+    Some((h.max_width, h.max_height))
 }
 
 #[cfg(test)]
@@ -181,6 +134,30 @@ mod tests {
     }
 
     #[test]
+    fn hevc_config_from_ffmpeg9() {
+        // hvcC ffmpeg 9 / libx265 sent for 320x240 (header and VPS/SPS/PPS arrays;
+        // the SEI array after them is left out).
+        let c = hex(
+            "0101600000009000000000003cf000fcfdf8f800000f0320000100184001\
+            0c01ffff01600000030090000003000003003c9590092100010\
+            02a42010101600000030090000003000003003ca00a080f16595924932bc05a02000003\
+            000200000300321022000100074401c172b46240",
+        );
+        assert_eq!(hevc_config(&c), Some((320, 240)));
+        for n in 0..c.len() {
+            assert!(hevc_config(&c[..n]).is_none_or(|s| s == (320, 240)), "{n}");
+        }
+        assert_eq!(hevc_config(&[]), None);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
     fn av1_config_from_ffmpeg9() {
         // av1C ffmpeg 9 / libsvtav1 sent for 320x240 (its sequence start, whole).
         let c = [
@@ -194,5 +171,16 @@ mod tests {
         }
         // Without a sequence header OBU.
         assert_eq!(av1_config(&c[..4]), None);
+    }
+
+    #[test]
+    fn vp8_key_frame_size() {
+        // The first 10 bytes of a 640x480 key frame, laid out as RFC 6386 9.1 says.
+        let key = [0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
+        assert_eq!(vp8_key_frame(&key), Some((640, 480)));
+        let mut inter = key;
+        inter[0] |= 1;
+        assert_eq!(vp8_key_frame(&inter), None);
+        assert_eq!(vp8_key_frame(&key[..9]), None);
     }
 }

@@ -7,7 +7,15 @@
 //! Finalizing never rewrites media data: its cost does not depend on the file size.
 
 pub mod bmff;
+pub mod file;
 pub mod fmp4;
+pub mod mkv;
+pub mod ts;
+
+pub use file::{FileConfig, FileMuxer, Format};
+mod timeline;
+
+pub use timeline::TrackEnd;
 
 use bytes::Bytes;
 use edgerec_media::{Codec, MediaTime, TrackId};
@@ -69,6 +77,76 @@ pub enum PushOutcome {
     DroppedBeforeKey,
 }
 
+/// The header is written: this file's tracks can no longer change (start a new
+/// file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TracksFixed;
+
+/// Random-access reads of a file being recovered.
+pub trait Source {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+impl Source for std::fs::File {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+impl Source for &[u8] {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let eof = std::io::ErrorKind::UnexpectedEof;
+        let start = usize::try_from(offset).map_err(|_| eof)?;
+        let end = start.checked_add(buf.len()).ok_or(eof)?;
+        buf.copy_from_slice(self.get(start..end).ok_or(eof)?);
+        Ok(())
+    }
+}
+
+/// Why a file left open by a crash cannot be recovered.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("no complete header ({0}): nothing playable")]
+    NoHeader(&'static str),
+    #[error("{what} at byte {at} is not one this muxer wrote ({why})")]
+    Foreign {
+        at: u64,
+        what: &'static str,
+        why: &'static str,
+    },
+    #[error("reading the file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Splits `tracks` into those `format` holds and why the others are left out.
+pub(crate) fn admit_tracks(
+    tracks: &[edgerec_media::TrackInfo],
+    format: Format,
+) -> (Vec<&edgerec_media::TrackInfo>, Vec<Unsupported>) {
+    let mut kept = Vec::new();
+    let mut left_out = Vec::new();
+    for t in tracks {
+        match Unsupported::check(t, format) {
+            Ok(()) => kept.push(t),
+            Err(e) => left_out.push(e),
+        }
+    }
+    (kept, left_out)
+}
+
+/// Once a file's header is written, a new track set is accepted only if it is
+/// the same (its kept tracks are the file's); otherwise [`TracksFixed`].
+pub(crate) fn same_tracks<'a>(
+    kept: &[&edgerec_media::TrackInfo],
+    mut current: impl ExactSizeIterator<Item = &'a edgerec_media::TrackInfo>,
+) -> Result<Vec<Unsupported>, TracksFixed> {
+    if kept.len() == current.len() && current.all(|t| kept.contains(&t)) {
+        Ok(Vec::new())
+    } else {
+        Err(TracksFixed)
+    }
+}
+
 /// Why a track cannot go into a container.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{codec:?} cannot be recorded in {container}")]
@@ -76,4 +154,19 @@ pub struct Unsupported {
     pub track: TrackId,
     pub codec: Codec,
     pub container: &'static str,
+}
+
+impl Unsupported {
+    /// Whether `format` can hold the track.
+    pub fn check(info: &edgerec_media::TrackInfo, format: Format) -> Result<(), Unsupported> {
+        if format.holds(info.codec) {
+            Ok(())
+        } else {
+            Err(Unsupported {
+                track: info.id,
+                codec: info.codec,
+                container: format.name(),
+            })
+        }
+    }
 }

@@ -3,67 +3,22 @@
 
 use std::io::Cursor;
 
-use bytes::Bytes;
 use edgerec_media::{Frame, MediaTime, Timescale, TrackId, TrackInfo};
 use edgerec_mux::fmp4::{finalize, scan, Fmp4Config, Fmp4Muxer};
-use edgerec_mux::{Finish, PushOutcome, WriteBatch};
-use edgerec_rtmp::flv::{FlvDemuxer, FlvOutput};
+use edgerec_mux::{FileMuxer, Finish, PushOutcome, WriteBatch};
 
-const FLV: &[u8] = include_bytes!("../../rtmp/tests/data/x264_aac_320x240_1s.flv");
+mod common;
+use common::{apply, fixture, push_all};
 
-/// Tracks and frames of the fixture, in tag order.
-fn fixture() -> (Vec<TrackInfo>, Vec<Frame>) {
-    let file = Bytes::from_static(FLV);
-    let mut d = FlvDemuxer::default();
-    let mut out = Vec::new();
-    let mut pos = 13;
-    while pos + 11 <= file.len() {
-        let t = file[pos];
-        let size = u32::from_be_bytes([0, file[pos + 1], file[pos + 2], file[pos + 3]]) as usize;
-        let ts = u32::from_be_bytes([file[pos + 7], file[pos + 4], file[pos + 5], file[pos + 6]]);
-        let body = file.slice(pos + 11..pos + 11 + size);
-        match t {
-            8 => d.audio(ts as i64, body, &mut out).unwrap(),
-            9 => d.video(ts as i64, body, &mut out).unwrap(),
-            _ => {}
-        }
-        pos += 11 + size + 4;
-    }
-    let mut tracks = Vec::new();
-    let mut frames = Vec::new();
-    for o in out {
-        match o {
-            FlvOutput::Track(t) => tracks.push(t),
-            FlvOutput::Frame(f) => frames.push(f),
-            FlvOutput::Skipped(s) => panic!("{s}"),
-        }
-    }
-    (tracks, frames)
-}
-
-/// Applies batches and a finish to an in-memory file, checking offsets line up.
-fn apply(file: &mut Vec<u8>, b: &WriteBatch) {
-    assert_eq!(b.offset, file.len() as u64);
-    for c in &b.chunks {
-        file.extend_from_slice(c);
-    }
-    assert_eq!(file.len() as u64, b.offset + b.len);
-}
-
+/// Applies a finish, checking that every patch lands on a zeroed field.
 fn apply_finish(file: &mut Vec<u8>, f: &Finish) {
-    assert_eq!(f.append_offset, file.len() as u64);
-    for c in &f.append {
-        file.extend_from_slice(c);
-    }
-    assert_eq!(file.len() as u64, f.len);
-    for p in &f.patches {
+    common::apply_finish_checked(file, f, |file, p| {
         let at = p.offset as usize;
         assert!(
             file[at..at + p.bytes.len()].iter().all(|&b| b == 0),
             "patching a non-zero field"
         );
-        file[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
-    }
+    });
 }
 
 fn mux(
@@ -71,17 +26,10 @@ fn mux(
     frames: &[Frame],
     config: Fmp4Config,
 ) -> (Vec<u8>, Vec<WriteBatch>, Finish) {
-    let (mut m, left_out) = Fmp4Muxer::new(tracks, config);
+    let (m, left_out) = Fmp4Muxer::new(tracks, config);
     assert!(left_out.is_empty());
-    let mut file = Vec::new();
-    let mut batches = Vec::new();
-    for f in frames {
-        assert_eq!(m.push(f.clone()), PushOutcome::Accepted);
-        while let Some(b) = m.poll_write() {
-            apply(&mut file, &b);
-            batches.push(b);
-        }
-    }
+    let mut m = FileMuxer::Mp4(m);
+    let (mut file, batches) = push_all(&mut m, frames);
     let fin = m.finish();
     apply_finish(&mut file, &fin);
     (file, batches, fin)
@@ -309,6 +257,31 @@ fn recovery_at_every_cut_point_keeps_whole_fragments() {
     assert_eq!(fin.append.last().unwrap(), &mfra);
     assert_eq!(fin.patches, patches);
     assert_eq!(fin.duration, duration);
+}
+
+/// A foreign `trun` with no per-sample fields is only a count: four billion
+/// claimed samples must end the scan at that fragment, not walk them (a hang
+/// found by the `recover` fuzz target).
+#[test]
+fn a_trun_claiming_billions_of_samples_ends_recovery_there() {
+    let (tracks, frames) = fixture();
+    let config = Fmp4Config {
+        fragment_target: MediaTime::new(200, Timescale::MILLIS),
+        ..Fmp4Config::default()
+    };
+    let (file, batches, _) = mux(&tracks, &frames, config);
+    // The last fragment's first trun: flags 0 (nothing per sample), count u32::MAX.
+    let last_moof = batches[batches.len() - 2].offset as usize;
+    let at = last_moof
+        + file[last_moof..]
+            .windows(4)
+            .position(|w| w == b"trun")
+            .unwrap();
+    let mut bad = file.clone();
+    bad[at + 4..at + 8].copy_from_slice(&0u32.to_be_bytes());
+    bad[at + 8..at + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+    let rec = scan(&mut bad.as_slice(), bad.len() as u64).unwrap();
+    assert_eq!(rec.valid_len as usize, last_moof);
 }
 
 #[test]

@@ -231,10 +231,11 @@ impl FlvDemuxer {
                     _ => edgerec_media::codec_string::vp9(&record),
                 }
                 .ok_or_else(|| FlvError::VideoConfig(codec.name(), record.len()))?;
-                // AV1's record holds the sequence header; VP9's size comes with its
-                // first key frame; H.265's would need SPS parsing (not done: 0x0).
+                // AV1's record holds the sequence header and H.265's the SPS; VP9's
+                // size comes with its first key frame.
                 let (width, height) = match codec {
                     Codec::Av1 => edgerec_media::picture_size::av1_config(&record),
+                    Codec::H265 => edgerec_media::picture_size::hevc_config(&record),
                     _ => None,
                 }
                 .unwrap_or((0, 0));
@@ -563,9 +564,7 @@ mod tests {
     fn enhanced(file: &[u8], codec: Codec, cs: &str) {
         let (_, out, tracks) = demux_file(file);
         let v = tracks.iter().rev().find(|t| t.id == VIDEO_TRACK).unwrap();
-        if codec != Codec::H265 {
-            assert_eq!(v.video().map(|p| (p.width, p.height)), Some((320, 240)));
-        }
+        assert_eq!(v.video().map(|p| (p.width, p.height)), Some((320, 240)));
         assert_eq!((v.codec, v.codec_string.as_str()), (codec, cs));
         let a = tracks.iter().find(|t| t.id == AUDIO_TRACK).unwrap();
         assert_eq!(a.codec, Codec::Opus);

@@ -3,9 +3,10 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use edgerec_media::aac::{AdtsHeader, AudioSpecificConfig};
+use edgerec_media::aac::{AacError, AdtsHeader, AudioSpecificConfig};
 use edgerec_media::annexb;
 use edgerec_media::avc::AvcConfig;
+use edgerec_media::mp3::{Mp3Error, Mp3Header};
 use edgerec_media::time::Unwrapper;
 use edgerec_media::{
     AudioParams, Codec, Frame, MediaTime, Timescale, TrackId, TrackInfo, TrackParams, VideoParams,
@@ -62,7 +63,147 @@ pub struct TsStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum EsKind {
     H264,
+    H265,
     Aac,
+    /// MPEG-1/2 audio (layer III and friends).
+    Mp3,
+    /// Opus behind its control headers (stream type 0x06, "Opus" registration).
+    Opus,
+}
+
+/// One audio frame found at the start of a buffer.
+struct AudioUnit {
+    /// Where the coded frame starts and ends within the buffer.
+    start: usize,
+    end: usize,
+    /// Its duration on the 90 kHz clock.
+    step: i64,
+    /// The track it implies (compared with the announced one).
+    codec: Codec,
+    params: AudioParams,
+    config: Bytes,
+    codec_string: String,
+}
+
+enum UnitError {
+    /// The frame continues past the buffer.
+    Truncated,
+    Bad(String),
+}
+
+/// ADTS header → raw AAC frame.
+fn adts_unit(d: &[u8]) -> Result<AudioUnit, UnitError> {
+    let h = match AdtsHeader::parse(d) {
+        Ok(h) => h,
+        Err(AacError::Truncated) => return Err(UnitError::Truncated),
+        Err(e) => return Err(UnitError::Bad(format!("ADTS: {e}"))),
+    };
+    if h.frame_len > d.len() {
+        return Err(if h.frame_len <= 8192 {
+            UnitError::Truncated
+        } else {
+            UnitError::Bad("ADTS frame too long".into())
+        });
+    }
+    let asc = h.audio_specific_config();
+    let cfg = AudioSpecificConfig::parse(&asc)
+        .map_err(|e| UnitError::Bad(format!("ADTS config: {e}")))?;
+    Ok(AudioUnit {
+        start: h.header_len,
+        end: h.frame_len,
+        step: 1024 * 90_000 / i64::from(h.sample_rate.max(1)),
+        codec: Codec::Aac,
+        params: AudioParams {
+            sample_rate: cfg.sample_rate,
+            channels: cfg.channels.max(1),
+            samples_per_frame: Some(cfg.frame_length),
+        },
+        config: Bytes::copy_from_slice(&asc),
+        codec_string: cfg.codec_string(),
+    })
+}
+
+/// MPEG audio frame (header kept: MP4 stores MP3 frames whole).
+fn mp3_unit(d: &[u8]) -> Result<AudioUnit, UnitError> {
+    let h = match Mp3Header::parse(d) {
+        Ok(h) => h,
+        Err(Mp3Error::Truncated) => return Err(UnitError::Truncated),
+        Err(e) => return Err(UnitError::Bad(format!("MPEG audio: {e}"))),
+    };
+    let len = h
+        .frame_len
+        .ok_or_else(|| UnitError::Bad("free-format MPEG audio".into()))?;
+    if len > d.len() {
+        return Err(UnitError::Truncated);
+    }
+    Ok(AudioUnit {
+        start: 0,
+        end: len,
+        step: i64::from(h.samples_per_frame) * 90_000 / i64::from(h.sample_rate.max(1)),
+        codec: Codec::Mp3,
+        codec_string: if h.sample_rate >= 32_000 {
+            "mp4a.6b".into()
+        } else {
+            "mp4a.69".into()
+        },
+        params: AudioParams {
+            sample_rate: h.sample_rate,
+            channels: h.channels,
+            samples_per_frame: Some(h.samples_per_frame),
+        },
+        config: Bytes::new(),
+    })
+}
+
+/// An Opus access unit behind its control header (the "Encapsulation of Opus in
+/// MPEG-2 TS" spec: 0x7FE0 | flags, the size as 0xFF-continued bytes, optional
+/// trim and extension fields). Stereo is assumed (RTP-style: the
+/// decoder handles mono sources in a stereo stream).
+fn opus_unit(d: &[u8]) -> Result<AudioUnit, UnitError> {
+    if d.len() < 2 {
+        return Err(UnitError::Truncated);
+    }
+    if d[0] != 0x7f || d[1] & 0xe0 != 0xe0 {
+        return Err(UnitError::Bad("no Opus control header".into()));
+    }
+    let flags = d[1];
+    let mut at = 2;
+    let mut size = 0usize;
+    loop {
+        let b = *d.get(at).ok_or(UnitError::Truncated)?;
+        at += 1;
+        size += usize::from(b);
+        if b != 0xff {
+            break;
+        }
+    }
+    if flags & 0x10 != 0 {
+        at += 2; // start trim
+    }
+    if flags & 0x08 != 0 {
+        at += 2; // end trim
+    }
+    if flags & 0x04 != 0 {
+        at += 1 + usize::from(*d.get(at).ok_or(UnitError::Truncated)?);
+    }
+    if at + size > d.len() {
+        return Err(UnitError::Truncated);
+    }
+    let samples = edgerec_media::opus::packet_samples(&d[at..at + size])
+        .ok_or_else(|| UnitError::Bad("malformed Opus packet".into()))?;
+    Ok(AudioUnit {
+        start: at,
+        end: at + size,
+        step: i64::from(samples) * 90_000 / 48_000,
+        codec: Codec::Opus,
+        params: AudioParams {
+            sample_rate: 48_000,
+            channels: 2,
+            samples_per_frame: None,
+        },
+        config: edgerec_media::opus::dops_without_head(2),
+        codec_string: "opus".into(),
+    })
 }
 
 struct Es {
@@ -83,10 +224,11 @@ struct Es {
     last_step: i64,
     /// The track as last announced.
     info: Option<TrackInfo>,
-    /// H.264: the parameter sets of `info`.
+    /// H.264/H.265: the parameter sets of `info` (H.265's VPS too).
     sps: Bytes,
     pps: Vec<Bytes>,
-    /// AAC: an ADTS frame cut by the end of its PES, completed by the next one.
+    vps: Bytes,
+    /// Audio: a frame cut by the end of its PES, completed by the next one.
     adts_carry: BytesMut,
 }
 
@@ -108,6 +250,7 @@ impl Es {
             last_step: 3600,
             info: None,
             sps: Bytes::new(),
+            vps: Bytes::new(),
             pps: Vec::new(),
             adts_carry: BytesMut::new(),
         }
@@ -280,7 +423,10 @@ impl TsDemuxer {
         for e in &es {
             let kind = match e.stream_type {
                 0x1b => Some(EsKind::H264),
+                0x24 => Some(EsKind::H265),
                 0x0f => Some(EsKind::Aac),
+                0x03 | 0x04 => Some(EsKind::Mp3),
+                0x06 if e.registration == Some(*b"Opus") => Some(EsKind::Opus),
                 _ => None,
             };
             let Some(kind) = kind else {
@@ -387,7 +533,7 @@ impl TsDemuxer {
             None => data.len(),
             // Audio frames before the damage are whole and kept; a video access
             // unit with a hole is not.
-            Some(at) if es.kind == EsKind::Aac => {
+            Some(at) if !matches!(es.kind, EsKind::H264 | EsKind::H265) => {
                 self.stats.units_dropped += 1;
                 at.min(data.len())
             }
@@ -409,7 +555,10 @@ impl TsDemuxer {
         let (dts, pts) = self.map_time(i, dts, pts);
         match self.streams[i].kind {
             EsKind::H264 => self.h264(i, data, dts, pts),
-            EsKind::Aac => self.aac(i, data, pts, intact_all),
+            EsKind::H265 => self.h265(i, data, dts, pts),
+            EsKind::Aac => self.audio(i, data, pts, intact_all, adts_unit),
+            EsKind::Mp3 => self.audio(i, data, pts, intact_all, mp3_unit),
+            EsKind::Opus => self.audio(i, data, pts, intact_all, opus_unit),
         }
     }
 
@@ -513,77 +662,143 @@ impl TsDemuxer {
         }));
     }
 
-    /// `whole`: the PES arrived complete, so a frame cut by its end continues in
-    /// the next one (after damage, the cut frame is lost instead).
-    fn aac(&mut self, i: usize, data: Bytes, pts: i64, whole: bool) {
+    fn h265(&mut self, i: usize, data: Bytes, dts: i64, pts: i64) {
+        use edgerec_media::hevc;
+        let es = &mut self.streams[i];
+        let mut out = BytesMut::with_capacity(data.len() + 16);
+        let mut key = false;
+        let (mut vps, mut sps): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+        let mut pps: Vec<&[u8]> = Vec::new();
+        for nal in annexb::nal_units(&data) {
+            match hevc::nal_type(nal) {
+                Some(hevc::NAL_VPS) => vps = Some(nal),
+                Some(hevc::NAL_SPS) => sps = Some(nal),
+                Some(hevc::NAL_PPS) => pps.push(nal),
+                // Access unit delimiters, end of sequence/stream, filler.
+                Some(35..=38) | None => {}
+                Some(t) => {
+                    // IRAP pictures (BLA, IDR, CRA) are random access points.
+                    key |= (16..=21).contains(&t);
+                    annexb::put_length_prefixed(&mut out, nal);
+                }
+            }
+        }
+        if let (Some(vps), Some(sps)) = (vps, sps) {
+            let changed = es.sps[..] != *sps
+                || es.vps[..] != *vps
+                || es.pps.len() != pps.len()
+                || es.pps.iter().zip(&pps).any(|(a, b)| a[..] != **b);
+            if changed && !pps.is_empty() {
+                match hevc::config_from_parameter_sets(vps, sps, &pps) {
+                    Some((record, s)) => {
+                        es.vps = data.slice_ref(vps);
+                        es.sps = data.slice_ref(sps);
+                        es.pps = pps.iter().map(|p| data.slice_ref(p)).collect();
+                        let info = TrackInfo {
+                            id: es.track,
+                            codec: Codec::H265,
+                            params: TrackParams::Video(VideoParams {
+                                width: s.width,
+                                height: s.height,
+                            }),
+                            codec_string: edgerec_media::codec_string::hevc(&record)
+                                .unwrap_or_default(),
+                            config: record,
+                        };
+                        es.info = Some(info.clone());
+                        self.events.push_back(Event::Track(info));
+                    }
+                    None => {
+                        let pid = es.pid;
+                        self.skipped("H.265 parameter sets unreadable".into(), Some(pid));
+                    }
+                }
+            }
+        }
+        let es = &self.streams[i];
+        if es.info.is_none() || out.is_empty() {
+            return;
+        }
+        self.events.push_back(Event::Frame(Frame {
+            track: es.track,
+            dts: MediaTime::new(dts, Timescale::HZ_90K),
+            pts: MediaTime::new(pts, Timescale::HZ_90K),
+            key,
+            data: out.freeze(),
+        }));
+    }
+
+    /// Splits a PES of audio into frames with `unit`. `whole`: the PES arrived
+    /// complete, so a frame cut by its end continues in the next one (after
+    /// damage, the cut frame is lost instead).
+    fn audio(
+        &mut self,
+        i: usize,
+        data: Bytes,
+        pts: i64,
+        whole: bool,
+        unit: fn(&[u8]) -> Result<AudioUnit, UnitError>,
+    ) {
         let es = &mut self.streams[i];
         // A frame cut by the previous PES comes first, one frame before this PTS.
-        let (data, mut index) = if es.adts_carry.is_empty() {
-            (data, 0i64)
+        let (data, mut carried) = if es.adts_carry.is_empty() {
+            (data, false)
         } else {
             es.adts_carry.extend_from_slice(&data);
-            (es.adts_carry.split().freeze(), -1)
+            (es.adts_carry.split().freeze(), true)
         };
         let mut pos = 0;
+        let mut t = pts;
         while pos < data.len() {
-            let h = match AdtsHeader::parse(&data[pos..]) {
-                Ok(h) => h,
-                Err(edgerec_media::aac::AacError::Truncated) => {
-                    if whole {
+            let u = match unit(&data[pos..]) {
+                Ok(u) => u,
+                Err(UnitError::Truncated) => {
+                    if whole && data.len() - pos <= 16_384 {
                         self.streams[i].adts_carry.extend_from_slice(&data[pos..]);
                     }
                     break;
                 }
-                Err(e) => {
+                Err(UnitError::Bad(e)) => {
                     let pid = self.streams[i].pid;
                     self.stats.units_dropped += 1;
-                    self.skipped(format!("ADTS at PES byte {pos}: {e}"), Some(pid));
+                    self.skipped(format!("{e} at PES byte {pos}"), Some(pid));
                     break;
                 }
             };
-            if pos + h.frame_len > data.len() {
-                if whole && h.frame_len <= 8192 {
-                    self.streams[i].adts_carry.extend_from_slice(&data[pos..]);
-                }
-                break;
+            if std::mem::take(&mut carried) {
+                t = pts - u.step;
             }
             let es = &mut self.streams[i];
-            let asc = h.audio_specific_config();
-            if es.info.as_ref().is_none_or(|t| t.config[..] != asc) {
-                let Ok(cfg) = AudioSpecificConfig::parse(&asc) else {
-                    pos += h.frame_len;
-                    continue;
-                };
+            let changed = es.info.as_ref().is_none_or(|x| {
+                x.codec != u.codec
+                    || x.config != u.config
+                    || x.params != TrackParams::Audio(u.params.clone())
+            });
+            if changed {
                 let info = TrackInfo {
                     id: es.track,
-                    codec: Codec::Aac,
-                    params: TrackParams::Audio(AudioParams {
-                        sample_rate: cfg.sample_rate,
-                        channels: cfg.channels.max(1),
-                        samples_per_frame: Some(cfg.frame_length),
-                    }),
-                    config: Bytes::copy_from_slice(&asc),
-                    codec_string: cfg.codec_string(),
+                    codec: u.codec,
+                    params: TrackParams::Audio(u.params.clone()),
+                    config: u.config.clone(),
+                    codec_string: u.codec_string.clone(),
                 };
                 es.info = Some(info.clone());
                 self.events.push_back(Event::Track(info));
             }
-            let step = 1024 * 90_000 / i64::from(h.sample_rate);
-            let t = pts + index * step;
             let es = &mut self.streams[i];
             // The stream's clock is where its last frame is, not where its PES began
             // (a discontinuity continues after it).
             es.last_out = Some(es.last_out.map_or(t, |l| l.max(t)));
-            es.last_step = step;
+            es.last_step = u.step;
             self.events.push_back(Event::Frame(Frame {
                 track: es.track,
                 dts: MediaTime::new(t, Timescale::HZ_90K),
                 pts: MediaTime::new(t, Timescale::HZ_90K),
                 key: true,
-                data: data.slice(pos + h.header_len..pos + h.frame_len),
+                data: data.slice(pos + u.start..pos + u.end),
             }));
-            index += 1;
-            pos += h.frame_len;
+            t += u.step;
+            pos += u.end;
         }
     }
 }
@@ -638,6 +853,79 @@ mod tests {
 
     fn demux(data: &[u8]) -> (Out, TsStats) {
         demux_in_chunks(data, |_| 1316)
+    }
+
+    /// The same picture with MP3 (libmp3lame 128k, 44.1 kHz) and Opus (libopus
+    /// 64k, 48 kHz) audio: ffprobe counts 40 MP3 and 51 Opus packets.
+    /// libx265 (B-frames, GOP 25) + AAC, 1 s: ffprobe counts 25 HEVC packets.
+    #[test]
+    fn h265_in_ts_gives_every_frame() {
+        let file = include_bytes!("../tests/fixtures/ffmpeg_h265_aac_1s.ts");
+        let (out, stats) = demux(file);
+        assert!(out.skipped.is_empty(), "{:?}", out.skipped);
+        assert_eq!(stats.units_dropped, 0);
+        assert_eq!(out.video.len(), 25);
+        let v = &out.tracks[0];
+        assert_eq!(v.codec, Codec::H265);
+        assert_eq!(v.video().map(|v| (v.width, v.height)), Some((320, 240)));
+        assert!(
+            v.codec_string.starts_with("hvc1.1.6.L"),
+            "{}",
+            v.codec_string
+        );
+        assert!(out.video[0].key);
+        assert!(out.video.iter().all(|f| f.pts >= f.dts));
+        assert!(
+            out.video.windows(2).any(|w| w[1].pts < w[0].pts),
+            "B-frames reorder"
+        );
+    }
+
+    #[test]
+    fn mp3_and_opus_in_ts_give_every_frame() {
+        for (file, codec, frames, step, cs) in [
+            (
+                &include_bytes!("../tests/fixtures/ffmpeg_h264_mp3_1s.ts")[..],
+                Codec::Mp3,
+                40,
+                2351,
+                "mp4a.6b",
+            ),
+            (
+                &include_bytes!("../tests/fixtures/ffmpeg_h264_opus_1s.ts")[..],
+                Codec::Opus,
+                51,
+                1800,
+                "opus",
+            ),
+        ] {
+            let (whole, stats) = demux(file);
+            assert!(whole.skipped.is_empty(), "{codec:?}: {:?}", whole.skipped);
+            assert_eq!(stats.units_dropped, 0);
+            assert_eq!(whole.video.len(), 25);
+            assert_eq!(whole.audio.len(), frames, "{codec:?}");
+            let a = whole.tracks.iter().find(|t| t.codec == codec).unwrap();
+            assert_eq!(a.codec_string, cs);
+            // Frame spacing on the 90 kHz clock (PES time stamps round to a tick).
+            for w in whole.audio.windows(2) {
+                let d: i64 = w[1].dts.ticks() - w[0].dts.ticks();
+                assert!((d - step).abs() <= 1, "{codec:?} frame spacing {d}");
+            }
+            if codec == Codec::Mp3 {
+                assert!(
+                    whole.audio.iter().all(|f| f.data[0] == 0xff),
+                    "MP3 frames start with their sync"
+                );
+            }
+            // Any read size gives the same frames.
+            let (chunked, _) = demux_in_chunks(file, |i| (i * 7919) % 977);
+            assert_eq!(chunked.audio.len(), frames);
+            assert!(chunked
+                .audio
+                .iter()
+                .zip(&whole.audio)
+                .all(|(a, b)| a.data == b.data && a.dts == b.dts));
+        }
     }
 
     #[test]

@@ -19,4 +19,5 @@ mod reorder;
 
 pub use demux::{Event, TsDemuxer, TsStats};
 pub use packet::PACKET_LEN;
+pub use psi::crc32_mpeg2;
 pub use reorder::Reorder;

@@ -2,8 +2,10 @@
 //!
 //! Trees: `recordings` (id → JSON record; ids are ULIDs, so this tree is also the
 //! time index), `by_stream` (stream \0 id → ()), `fragments` (id, part, media ms →
-//! file offset and size, for time-range extraction without parsing files), `meta`
-//! (schema version).
+//! file offset and size, for time-range extraction without parsing files),
+//! `changes` (id → what hooks changed: tags, moved or deleted parts) and `hooks`
+//! (id, part → the hook runs queued for that part), `meta` (schema version).
+//! Reads merge `changes` and `hooks` into the record (see [`changes`]).
 //!
 //! No sled transactions: in sled 0.34 a transaction takes a process-wide write lock
 //! that deadlocks against a concurrent flush (seen with 50 feeds starting at once:
@@ -22,6 +24,7 @@
 //! would complete them never get a thread (spacejam/sled#1308; seen here at 1000
 //! feeds: every sled-io thread waiting in `make_stable`, every publish stalled).
 
+mod changes;
 mod record;
 
 use std::path::Path;
@@ -31,6 +34,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 use ulid::Ulid;
 
+pub use changes::{Changes, DeleteState, HookJob, HookRun, HookState, PartChange};
 pub use record::{FrameCounts, Part, PartState, Recording, RecordingState, TrackRecord};
 
 const SCHEMA_VERSION: u32 = 1;
@@ -65,6 +69,8 @@ pub struct Index {
     recordings: sled::Tree,
     by_stream: sled::Tree,
     fragments: sled::Tree,
+    changes: sled::Tree,
+    hooks: sled::Tree,
     committer: Arc<Committer>,
 }
 
@@ -76,6 +82,9 @@ type FlushReply = tokio::sync::oneshot::Sender<Result<(), String>>;
 struct Committer {
     queue: Option<std::sync::mpsc::Sender<FlushReply>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// When the flush running now began (liveness: a flush that never returns
+    /// stalls every feed while the API still answers).
+    busy_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Drop for Committer {
@@ -90,6 +99,11 @@ impl Drop for Committer {
 impl Committer {
     fn start(db: sled::Db) -> std::io::Result<Committer> {
         let (tx, rx) = std::sync::mpsc::channel::<FlushReply>();
+        let busy_since = Arc::new(std::sync::Mutex::new(None));
+        let busy = busy_since.clone();
+        let stamp = move |at: Option<std::time::Instant>| {
+            *busy.lock().unwrap_or_else(|e| e.into_inner()) = at;
+        };
         let thread = std::thread::Builder::new()
             .name("index-commit".into())
             .spawn(move || {
@@ -97,7 +111,9 @@ impl Committer {
                     // Everyone queued now wrote before asking: one flush covers them all.
                     let mut waiting = vec![first];
                     waiting.extend(rx.try_iter());
+                    stamp(Some(std::time::Instant::now()));
                     let r = db.flush().map(drop).map_err(|e| e.to_string());
+                    stamp(None);
                     for w in waiting {
                         let _ = w.send(r.clone());
                     }
@@ -106,6 +122,7 @@ impl Committer {
         Ok(Committer {
             queue: Some(tx),
             thread: Some(thread),
+            busy_since,
         })
     }
 }
@@ -144,6 +161,8 @@ impl Index {
             recordings: db.open_tree("recordings")?,
             by_stream: db.open_tree("by_stream")?,
             fragments: db.open_tree("fragments")?,
+            changes: db.open_tree("changes")?,
+            hooks: db.open_tree("hooks")?,
             db,
             committer: Arc::new(committer),
         })
@@ -159,11 +178,117 @@ impl Index {
         Ok(())
     }
 
+    /// A recording as hooks left it (tags, moved and deleted parts, hook runs).
     pub fn get(&self, id: &str) -> Result<Option<Recording>, IndexError> {
         self.recordings
             .get(id.as_bytes())?
-            .map(|v| decode(id, &v))
+            .map(|v| self.merged(id, &v))
             .transpose()
+    }
+
+    /// The record with the hooks' changes and runs applied.
+    fn merged(&self, id: &str, v: &[u8]) -> Result<Recording, IndexError> {
+        let mut r = decode(id, v)?;
+        self.changes(id)?.apply(&mut r);
+        let jobs = self.hook_jobs(id)?;
+        r.hooks = jobs.into_iter().flat_map(|j| j.runs).collect();
+        Ok(r)
+    }
+
+    /// What hooks changed about a recording (empty if nothing).
+    pub fn changes(&self, id: &str) -> Result<Changes, IndexError> {
+        match self.changes.get(id.as_bytes())? {
+            None => Ok(Changes::default()),
+            Some(v) => {
+                serde_json::from_slice(&v).map_err(|e| IndexError::Corrupt(id.to_owned(), e))
+            }
+        }
+    }
+
+    /// Changes a recording's [`Changes`] atomically: `f` may be called more than
+    /// once (when a concurrent update won the race), so it must only compute.
+    pub fn update_changes(
+        &self,
+        id: &str,
+        f: impl Fn(&mut Changes),
+    ) -> Result<Changes, IndexError> {
+        let mut out = Changes::default();
+        let mut corrupt = None;
+        self.changes.update_and_fetch(id.as_bytes(), |old| {
+            let mut c: Changes = match old.map(serde_json::from_slice) {
+                None => Changes::default(),
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    corrupt = Some(e);
+                    Changes::default()
+                }
+            };
+            f(&mut c);
+            out = c.clone();
+            serde_json::to_vec(&c).ok()
+        })?;
+        if let Some(e) = corrupt {
+            tracing::warn!(recording = id, error = %e, "hook changes were unreadable and are replaced");
+        }
+        Ok(out)
+    }
+
+    /// Queues (or replaces) a part's hook runs.
+    pub fn put_hook_job(&self, job: &HookJob) -> Result<(), IndexError> {
+        let v =
+            serde_json::to_vec(job).map_err(|e| IndexError::Corrupt(job.recording.clone(), e))?;
+        self.hooks.insert(hook_key(&job.recording, job.part), v)?;
+        Ok(())
+    }
+
+    pub fn hook_job(&self, id: &str, part: u32) -> Result<Option<HookJob>, IndexError> {
+        self.hooks
+            .get(hook_key(id, part))?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| IndexError::Corrupt(id.to_owned(), e)))
+            .transpose()
+    }
+
+    /// A recording's hook jobs, by part.
+    pub fn hook_jobs(&self, id: &str) -> Result<Vec<HookJob>, IndexError> {
+        let mut out = Vec::new();
+        for v in self.hooks.scan_prefix(id.as_bytes()).values() {
+            match serde_json::from_slice(&v?) {
+                Ok(j) => out.push(j),
+                Err(e) => tracing::warn!(recording = id, error = %e, "unreadable hook job skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every hook job with a run still pending (to resume them at start).
+    pub fn pending_hook_jobs(&self) -> Result<Vec<HookJob>, IndexError> {
+        let mut out = Vec::new();
+        for v in self.hooks.iter().values() {
+            if let Ok(j) = serde_json::from_slice::<HookJob>(&v?) {
+                if j.pending() {
+                    out.push(j);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every recording with a move or delete that a crash may have cut short.
+    pub fn unfinished_changes(&self) -> Result<Vec<(String, Changes)>, IndexError> {
+        let mut out = Vec::new();
+        for kv in self.changes.iter() {
+            let (k, v) = kv?;
+            let Ok(c) = serde_json::from_slice::<Changes>(&v) else {
+                continue;
+            };
+            if c.parts
+                .values()
+                .any(|p| p.moving_from.is_some() || p.delete == Some(DeleteState::Deleting))
+            {
+                out.push((String::from_utf8_lossy(&k).into_owned(), c));
+            }
+        }
+        Ok(out)
     }
 
     /// Removes a recording, its stream key and its fragment entries.
@@ -174,6 +299,10 @@ impl Index {
         for k in self.fragments.scan_prefix(r.id.as_bytes()).keys() {
             self.fragments.remove(k?)?;
         }
+        for k in self.hooks.scan_prefix(r.id.as_bytes()).keys() {
+            self.hooks.remove(k?)?;
+        }
+        self.changes.remove(r.id.as_bytes())?;
         Ok(())
     }
 
@@ -255,7 +384,7 @@ impl Index {
                 };
                 for kv in iter.rev() {
                     let (k, v) = kv?;
-                    let r = decode(&String::from_utf8_lossy(&k), &v)?;
+                    let r = self.merged(&String::from_utf8_lossy(&k), &v)?;
                     if keep(&r) {
                         out.push(r);
                         if out.len() >= limit {
@@ -273,7 +402,7 @@ impl Index {
         let mut out = Vec::new();
         for kv in self.recordings.iter() {
             let (k, v) = kv?;
-            let r = decode(&String::from_utf8_lossy(&k), &v)?;
+            let r = self.merged(&String::from_utf8_lossy(&k), &v)?;
             if matches!(
                 r.state,
                 RecordingState::Recording | RecordingState::Deleting
@@ -289,7 +418,7 @@ impl Index {
         let mut out = std::collections::HashSet::new();
         for kv in self.recordings.iter() {
             let (k, v) = kv?;
-            let r = decode(&String::from_utf8_lossy(&k), &v)?;
+            let r = self.merged(&String::from_utf8_lossy(&k), &v)?;
             out.extend(r.parts.into_iter().map(|p| p.path));
         }
         Ok(out)
@@ -308,11 +437,30 @@ impl Index {
         }
     }
 
+    /// How long the group commit's running flush has taken so far (`None`:
+    /// none is running).
+    pub fn flush_running_for(&self, now: std::time::Instant) -> Option<std::time::Duration> {
+        let since = *self
+            .committer
+            .busy_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        since.map(|t| now.saturating_duration_since(t))
+    }
+
     /// Blocking flush, for startup and shutdown paths.
     pub fn flush_blocking(&self) -> Result<(), IndexError> {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// Hook jobs sort by recording, then part.
+fn hook_key(id: &str, part: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 4);
+    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(&part.to_be_bytes());
+    k
 }
 
 fn decode(id: &str, v: &[u8]) -> Result<Recording, IndexError> {
@@ -346,6 +494,7 @@ mod tests {
             tracks: vec![],
             tags: Default::default(),
             parts: vec![],
+            hooks: vec![],
         }
     }
 
@@ -474,5 +623,71 @@ mod tests {
         }
         let ix = Index::open(dir.path()).unwrap();
         assert_eq!(ix.get(&a.id).unwrap().unwrap(), a);
+    }
+
+    fn part(index: u32, path: &str) -> Part {
+        Part {
+            index,
+            path: path.into(),
+            state: PartState::Finalized,
+            started_at: Utc::now(),
+            start_offset_ms: 0,
+            duration_ms: 1000,
+            size_bytes: 10,
+            first_keyframe_at: None,
+            frames: FrameCounts::default(),
+        }
+    }
+
+    /// A recorder committing its whole row (part 2 starting) after a hook moved
+    /// and tagged part 1 must not undo the hook, and the hook must not undo it.
+    #[test]
+    fn hook_changes_survive_the_recorders_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::open(dir.path()).unwrap();
+        let mut r = rec(Ulid::new(), "live/a", RecordingState::Recording);
+        r.parts.push(part(1, "live/a/p1.mp4"));
+        ix.put(&r).unwrap();
+        ix.update_changes(&r.id, |c| {
+            c.tags.insert("length".into(), "short".into());
+            let p = c.parts.entry(1).or_default();
+            p.path = Some("archive/p1.mp4".into());
+        })
+        .unwrap();
+        ix.put_hook_job(&HookJob::new(&r.id, 1, false, &["tag".into()]))
+            .unwrap();
+        // The recorder's own copy still says the old path.
+        r.parts.push(part(2, "live/a/p2.mp4"));
+        ix.put(&r).unwrap();
+        let got = ix.get(&r.id).unwrap().unwrap();
+        assert_eq!(got.parts[0].path, "archive/p1.mp4");
+        assert_eq!(got.parts[1].path, "live/a/p2.mp4");
+        assert_eq!(got.tags["length"], "short");
+        assert_eq!(got.hooks.len(), 1);
+        assert_eq!(got.hooks[0].state, HookState::Pending);
+        assert_eq!(ix.pending_hook_jobs().unwrap().len(), 1);
+        assert!(ix.all_paths().unwrap().contains("archive/p1.mp4"));
+        let listed = ix.list(&Query::default()).unwrap();
+        assert_eq!(listed[0].parts[0].path, "archive/p1.mp4");
+        // Deleted by a hook: the part stays, marked.
+        ix.update_changes(&r.id, |c| {
+            c.parts.entry(2).or_default().delete = Some(DeleteState::Deleted);
+        })
+        .unwrap();
+        assert_eq!(
+            ix.get(&r.id).unwrap().unwrap().parts[1].state,
+            PartState::Deleted
+        );
+        // A move cut short is listed for start-up to finish.
+        ix.update_changes(&r.id, |c| {
+            c.parts.entry(1).or_default().moving_from = Some("live/a/p1.mp4".into());
+        })
+        .unwrap();
+        assert_eq!(ix.unfinished_changes().unwrap().len(), 1);
+        // Removing the recording removes its changes and hook jobs.
+        ix.remove(&r).unwrap();
+        assert!(ix.get(&r.id).unwrap().is_none());
+        assert!(ix.hook_jobs(&r.id).unwrap().is_empty());
+        assert_eq!(ix.changes(&r.id).unwrap(), Changes::default());
     }
 }

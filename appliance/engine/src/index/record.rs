@@ -34,6 +34,8 @@ pub enum PartState {
     /// The file was not found at recovery.
     Missing,
     Failed,
+    /// Deleted by a hook (the row stays, so the recording's history does).
+    Deleted,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +135,10 @@ pub struct Recording {
     pub tracks: Vec<TrackRecord>,
     pub tags: BTreeMap<String, String>,
     pub parts: Vec<Part>,
+    /// Hook runs on its parts, filled in on read (they are kept in the index's
+    /// hook tree, not in this row).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<super::changes::HookRun>,
 }
 
 impl Recording {

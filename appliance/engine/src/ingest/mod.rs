@@ -3,6 +3,11 @@
 
 pub mod publication;
 pub mod rtmp;
+mod rtp_feed;
+pub mod rtp_relay;
 pub mod rtsp_pull;
+pub mod rtsp_push;
 pub mod srt;
 pub mod ts;
+pub mod ts_http;
+pub mod whip;

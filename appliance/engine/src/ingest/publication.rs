@@ -52,7 +52,7 @@ impl Publication {
         let live = Arc::new(LiveStream {
             name: name.clone(),
             protocol: origin.protocol,
-            remote: origin.remote,
+            remote: RwLock::new(origin.remote),
             session_id: origin.session_id,
             started_at: Utc::now(),
             tracks: RwLock::new(Vec::new()),

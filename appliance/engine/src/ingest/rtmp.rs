@@ -34,19 +34,71 @@ fn on_tick(t: tokio::time::Instant) -> tokio::time::Instant {
     epoch + Duration::from_nanos((since.div_ceil(tick) * tick) as u64)
 }
 
+/// An RTMP connection's byte stream: plain TCP on io_uring, or TLS (RTMPS) on
+/// tokio's socket under rustls. Both read into and write from owned buffers, so
+/// the session loop is the same.
+pub enum Socket {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl Socket {
+    async fn read(&mut self, mut buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+        match self {
+            Socket::Plain(s) => s.read(buf).await,
+            Socket::Tls(s) => {
+                use tokio::io::AsyncReadExt;
+                let r = s.read(&mut buf).await;
+                (r, buf)
+            }
+        }
+    }
+
+    async fn write_all(&mut self, out: bytes::Bytes) -> std::io::Result<()> {
+        match self {
+            Socket::Plain(s) => s.write_all(out).await.0,
+            Socket::Tls(s) => {
+                use tokio::io::AsyncWriteExt;
+                s.write_all(&out).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        match self {
+            Socket::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            // No read is in flight on a ring: dropping the stream closes it.
+            Socket::Tls(_) => {}
+        }
+    }
+}
+
 /// Serves one accepted connection until it closes.
 pub async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
+    let _ = socket.set_nodelay(true);
+    serve_socket(shared, Socket::Plain(socket), peer, "rtmp").await
+}
+
+/// Serves one connection (plain or TLS) until it closes.
+pub async fn serve_socket(
+    shared: Arc<Shared>,
+    mut socket: Socket,
+    peer: SocketAddr,
+    scheme: &'static str,
+) {
     let session_id = Ulid::new().to_string();
     let span = tracing::info_span!("rtmp", conn = %session_id, %peer);
     let m = shared.metrics.clone();
     m.connections.fetch_add(1, Relaxed);
     m.connections_total.fetch_add(1, Relaxed);
-    let _ = socket.set_nodelay(true);
-    let mut conn = Conn::new(shared.clone(), peer, session_id);
-    let r = conn.run(&socket).instrument(span.clone()).await;
+    let mut conn = Conn::new(shared.clone(), peer, session_id, scheme);
+    let r = conn.run(&mut socket).instrument(span.clone()).await;
     // A read may still be in flight on the ring, holding the fd open; shutting the
     // socket down completes it, so the descriptor is really closed.
-    let _ = socket.shutdown(std::net::Shutdown::Both);
+    socket.shutdown();
     let reason = match &r {
         Ok(reason) => *reason,
         Err(_) => "protocol_error",
@@ -71,6 +123,8 @@ struct Conn {
     shared: Arc<Shared>,
     peer: SocketAddr,
     session_id: String,
+    /// `rtmp` or `rtmps`: the protocol the stream is listed under.
+    scheme: &'static str,
     session: ServerSession,
     publication: Option<Publication>,
     /// A publish was accepted on this connection (later silence is idleness, not a
@@ -82,7 +136,12 @@ struct Conn {
 type EndReason = &'static str;
 
 impl Conn {
-    fn new(shared: Arc<Shared>, peer: SocketAddr, session_id: String) -> Conn {
+    fn new(
+        shared: Arc<Shared>,
+        peer: SocketAddr,
+        session_id: String,
+        scheme: &'static str,
+    ) -> Conn {
         let r = &shared.config.rtmp;
         let cfg = ServerConfig {
             chunk: ChunkLimits {
@@ -98,12 +157,13 @@ impl Conn {
             shared,
             peer,
             session_id,
+            scheme,
             publication: None,
             published: false,
         }
     }
 
-    async fn run(&mut self, socket: &TcpStream) -> Result<EndReason, String> {
+    async fn run(&mut self, socket: &mut Socket) -> Result<EndReason, String> {
         let handshake = self.shared.config.rtmp.handshake_timeout.0;
         let idle = self.shared.config.rtmp.idle_timeout.0;
         let coalesce = self.shared.config.rtmp.read_coalesce.0;
@@ -130,30 +190,32 @@ impl Conn {
                     }
                 }
             }
-            let read = socket.read(buf);
-            tokio::pin!(read);
-            let (res, b) = loop {
-                tokio::select! {
-                    r = &mut read => break r,
-                    Some(cmd) = next_command(self.publication.as_mut()) => {
-                        if self.on_command(cmd).await {
-                            return Ok("shutdown");
+            let (res, b) = {
+                let read = socket.read(buf);
+                tokio::pin!(read);
+                loop {
+                    tokio::select! {
+                        r = &mut read => break r,
+                        Some(cmd) = next_command(self.publication.as_mut()) => {
+                            if self.on_command(cmd).await {
+                                return Ok("shutdown");
+                            }
                         }
-                    }
-                    _ = &mut timer => {
-                        let limit = if self.published { idle } else { handshake };
-                        if self.published && last_data.elapsed() < limit {
-                            timer.as_mut().reset((last_data + limit).into());
-                            continue;
+                        _ = &mut timer => {
+                            let limit = if self.published { idle } else { handshake };
+                            if self.published && last_data.elapsed() < limit {
+                                timer.as_mut().reset((last_data + limit).into());
+                                continue;
+                            }
+                            if self.published && self.publication.is_none() {
+                                return Ok("idle after unpublish");
+                            }
+                            return Err(if self.publication.is_some() {
+                                format!("no data for {}", humantime::format_duration(idle))
+                            } else {
+                                format!("no publish within {}", humantime::format_duration(handshake))
+                            });
                         }
-                        if self.published && self.publication.is_none() {
-                            return Ok("idle after unpublish");
-                        }
-                        return Err(if self.publication.is_some() {
-                            format!("no data for {}", humantime::format_duration(idle))
-                        } else {
-                            format!("no publish within {}", humantime::format_duration(handshake))
-                        });
                     }
                 }
             };
@@ -200,15 +262,17 @@ impl Conn {
         (wait >= Duration::from_millis(1)).then_some(wait)
     }
 
-    async fn flush(&mut self, socket: &TcpStream) -> Result<(), String> {
+    async fn flush(&mut self, socket: &mut Socket) -> Result<(), String> {
         while let Some(out) = self.session.poll_transmit() {
-            let (r, _) = socket.write_all(out).await;
-            r.map_err(|e| format!("write: {e}"))?;
+            socket
+                .write_all(out)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
         }
         Ok(())
     }
 
-    async fn drain_events(&mut self, socket: &TcpStream) -> Result<(), String> {
+    async fn drain_events(&mut self, socket: &mut Socket) -> Result<(), String> {
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 Event::Connected {
@@ -225,7 +289,7 @@ impl Conn {
                 }
                 Event::PublishRequested(req) => {
                     let origin = Origin {
-                        protocol: "rtmp",
+                        protocol: self.scheme,
                         remote: self.peer,
                         session_id: self.session_id.clone(),
                     };
@@ -293,4 +357,62 @@ impl Conn {
             p.end(reason).await;
         }
     }
+}
+
+/// RTMPS: accepts TLS publishers on this shard's share of `tls_listen` until `stop`.
+pub async fn serve_tls(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return warn!(error = %e, "RTMPS listener"),
+    };
+    let handshake = shared.config.rtmp.handshake_timeout.0;
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    let (shared, acceptor) = (shared.clone(), acceptor.clone());
+                    tokio_uring::spawn(async move {
+                        let _ = tcp.set_nodelay(true);
+                        match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => serve_socket(shared, Socket::Tls(Box::new(tls)), peer, "rtmps").await,
+                            Ok(Err(e)) => warn!(%peer, error = %e, "RTMPS: TLS handshake failed"),
+                            Err(_) => warn!(%peer, "RTMPS: TLS handshake timed out"),
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!(error = %e, "RTMPS accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The TLS configuration for RTMPS from PEM files.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("rtmp.tls_cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("rtmp.tls_cert {}: no certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("rtmp.tls_key {}: {e}", key.display()))?;
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("RTMPS certificate: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

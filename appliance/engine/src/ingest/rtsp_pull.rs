@@ -37,7 +37,8 @@ use crate::Shared;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A source silent this long is dropped and reconnected.
+/// A source that sent no media frame this long (RTCP does not count) is
+/// dropped and reconnected.
 const SILENCE: Duration = Duration::from_secs(10);
 
 /// What the API shows about a source.
@@ -177,7 +178,11 @@ async fn session(
     let mut chosen: Vec<(usize, TrackId)> = Vec::new();
     for kind in ["video", "audio"] {
         let found = described.streams().iter().position(|s| {
-            s.media() == kind && matches!(s.encoding_name(), "h264" | "mpeg4-generic")
+            s.media() == kind
+                && matches!(
+                    s.encoding_name(),
+                    "h264" | "h265" | "mpeg4-generic" | "pcma" | "pcmu"
+                )
         });
         match found {
             Some(s) => chosen.push((s, TrackId(chosen.len() as u32 + 1))),
@@ -195,7 +200,7 @@ async fn session(
         }
     }
     if chosen.is_empty() {
-        return Err("the source offers no H.264 or AAC stream".into());
+        return Err("the source offers no H.264, H.265, AAC or G.711 stream".into());
     }
     let transport = match src.transport {
         RtspTransport::Tcp => Transport::Tcp(Default::default()),
@@ -242,6 +247,11 @@ async fn session(
     };
     let mut rec = Recorder {
         publication: Some(publication),
+        encodings: playing
+            .streams()
+            .iter()
+            .map(|s| s.encoding_name().to_owned())
+            .collect(),
         chosen,
         announced: Vec::new(),
         video: DecodeTimes::new(),
@@ -253,13 +263,20 @@ async fn session(
             rec.announce(s, p).await;
         }
     }
+    // Silence is judged on media frames only: a camera whose encoder hung may
+    // keep sending RTCP (and retina yields those), which must not keep a dead
+    // session open.
+    let mut last_media = Instant::now();
     let reason = loop {
         tokio::select! {
-            item = tokio::time::timeout(SILENCE, playing.next()) => match item {
-                Err(_) => break Err(format!("no media for {}s", SILENCE.as_secs())),
-                Ok(None) => break Ok("source ended"),
-                Ok(Some(Err(e))) => break Err(e.to_string()),
-                Ok(Some(Ok(CodecItem::VideoFrame(f)))) => {
+            _ = tokio::time::sleep_until((last_media + SILENCE).into()) => {
+                break Err(format!("no media for {}s", SILENCE.as_secs()));
+            }
+            item = playing.next() => match item {
+                None => break Ok("source ended"),
+                Some(Err(e)) => break Err(e.to_string()),
+                Some(Ok(CodecItem::VideoFrame(f))) => {
+                    last_media = Instant::now();
                     let s = f.stream_id();
                     if f.has_new_parameters() {
                         if let Some(p) = playing.streams()[s].parameters() {
@@ -271,13 +288,14 @@ async fn session(
                     let key = f.is_random_access_point();
                     rec.video(s, pts, key, Bytes::from(f.into_data())).await;
                 }
-                Ok(Some(Ok(CodecItem::AudioFrame(f)))) => {
+                Some(Ok(CodecItem::AudioFrame(f))) => {
+                    last_media = Instant::now();
                     let s = f.stream_id();
                     let clock = playing.streams()[s].clock_rate_hz();
                     let pts = Recorder::time(f.timestamp().elapsed(), clock);
                     rec.audio(s, pts, Bytes::copy_from_slice(f.data())).await;
                 }
-                Ok(Some(Ok(_))) => {}
+                Some(Ok(_)) => {}
             },
             Some(cmd) = next_command(rec.publication.as_mut()) => {
                 if let Some(p) = rec.publication.as_mut() {
@@ -313,6 +331,8 @@ struct Recorder {
     publication: Option<Publication>,
     /// (retina stream index, our track id).
     chosen: Vec<(usize, TrackId)>,
+    /// Each retina stream's encoding name (`h264`, `pcma`, ...).
+    encodings: Vec<String>,
     announced: Vec<(usize, TrackInfo)>,
     video: DecodeTimes,
     /// Audio that arrived while the first video frames wait in [`DecodeTimes`]:
@@ -329,14 +349,34 @@ impl Recorder {
     async fn announce(&mut self, s: usize, p: ParametersRef<'_>) {
         let Some(id) = self.track(s) else { return };
         let info = match p {
-            ParametersRef::Video(v) if v.rfc6381_codec().starts_with("avc1") => {
+            ParametersRef::Video(v) => {
+                let codec = match v.rfc6381_codec().get(..4) {
+                    Some("avc1") => Codec::H264,
+                    Some("hvc1") => Codec::H265,
+                    _ => return,
+                };
                 let (width, height) = v.pixel_dimensions();
                 TrackInfo {
                     id,
-                    codec: Codec::H264,
+                    codec,
                     params: TrackParams::Video(VideoParams { width, height }),
                     config: Bytes::copy_from_slice(v.extra_data()),
                     codec_string: v.rfc6381_codec().to_owned(),
+                }
+            }
+            // G.711 (no MP4 mapping: the recorder lists it as not recorded).
+            ParametersRef::Audio(a) if a.rfc6381_codec().is_none() && a.clock_rate() == 8000 => {
+                let alaw = self.encodings.get(s).is_some_and(|e| e == "pcma");
+                TrackInfo {
+                    id,
+                    codec: if alaw { Codec::Pcma } else { Codec::Pcmu },
+                    params: TrackParams::Audio(AudioParams {
+                        sample_rate: 8000,
+                        channels: 1,
+                        samples_per_frame: None,
+                    }),
+                    config: Bytes::new(),
+                    codec_string: if alaw { "alaw" } else { "ulaw" }.into(),
                 }
             }
             ParametersRef::Audio(a) => {

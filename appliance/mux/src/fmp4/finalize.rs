@@ -91,7 +91,7 @@ pub fn tail(layout: &InitLayout, totals: &[TrackTotals]) -> (Bytes, Vec<Patch>, 
                     offset: e.segment_duration_at,
                     bytes: presented.to_be_bytes().to_vec(),
                 });
-                e.empty + presented
+                e.empty.saturating_add(presented)
             }
             None => to_ms(end as i64),
         };

@@ -164,7 +164,7 @@ fn trak(w: &mut BoxWriter<'_>, t: &InitTrack<'_>, creation: u64) -> TrackLayout 
     w.start(b"stbl");
     w.start_full(b"stsd", 0, 0);
     w.buf.put_u32(1);
-    // Tracks reach here only after sample_entry::supported() accepted them.
+    // Tracks reach here only after `Format::holds` accepted them.
     let _ = sample_entry::write(w, t.info);
     w.end();
     for kind in [b"stts", b"stsc", b"stco"] {

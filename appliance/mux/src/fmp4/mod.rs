@@ -21,9 +21,10 @@ pub mod muxer;
 pub mod recover;
 pub mod sample_entry;
 
+pub use crate::{ScanError, Source, TracksFixed};
 pub use finalize::{EditLayout, InitLayout, TfraEntry, TrackLayout, TrackTotals};
-pub use muxer::{Fmp4Config, Fmp4Muxer, TracksFixed};
-pub use recover::{scan, RecoveredFile, ScanError, Source};
+pub use muxer::{Fmp4Config, Fmp4Muxer};
+pub use recover::{scan, RecoveredFile};
 
 /// Seconds between the MP4 epoch (1904-01-01) and the Unix epoch.
 pub const MP4_EPOCH_OFFSET: u64 = 2_082_844_800;

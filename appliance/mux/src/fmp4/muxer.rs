@@ -3,13 +3,17 @@
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use edgerec_media::{Frame, MediaKind, MediaTime, Timescale, TrackInfo};
+use edgerec_media::{Frame, MediaTime, Timescale, TrackInfo};
 
 use super::finalize::{self, InitLayout, TfraEntry, TrackTotals};
 use super::init::{self, InitTrack};
-use super::{sample_entry, FLAGS_NON_SYNC, FLAGS_SYNC};
+use super::{FLAGS_NON_SYNC, FLAGS_SYNC};
 use crate::bmff::BoxWriter;
-use crate::{Finish, FragmentMeta, PushOutcome, Unsupported, WriteBatch};
+use crate::timeline::{FileClock, FragmentClock, Placed, TrackClock};
+use crate::TracksFixed;
+use crate::{
+    admit_tracks, same_tracks, Finish, Format, FragmentMeta, PushOutcome, Unsupported, WriteBatch,
+};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Fmp4Config {
@@ -44,14 +48,10 @@ struct Sample {
 struct Track {
     info: TrackInfo,
     track_id: u32,
-    timescale: Timescale,
-    video: bool,
-    samples_per_frame: Option<u32>,
+    clock: TrackClock,
     pending: Vec<Sample>,
     /// The newest sample: its duration is known when the next one arrives.
     held: Option<Sample>,
-    last_dts: Option<i64>,
-    next_audio_dts: Option<i64>,
     last_duration: u32,
     /// Decode time (on the shared clock) that is zero on this track's own timeline:
     /// its first sample's, so tfdt starts at 0 and the edit list carries the offset.
@@ -63,14 +63,10 @@ impl Track {
     fn new(info: TrackInfo, track_id: u32) -> Track {
         Track {
             track_id,
-            timescale: info.media_timescale(),
-            video: info.kind() == MediaKind::Video,
-            samples_per_frame: info.audio().and_then(|a| a.samples_per_frame),
+            clock: TrackClock::new(&info),
             info,
             pending: Vec::new(),
             held: None,
-            last_dts: None,
-            next_audio_dts: None,
             last_duration: 0,
             base: 0,
             totals: TrackTotals {
@@ -85,22 +81,16 @@ impl Track {
 pub struct Fmp4Muxer {
     config: Fmp4Config,
     tracks: Vec<Track>,
-    origin: Option<MediaTime>,
-    video_started: bool,
+    clock: FileClock,
     has_video: bool,
-    fragment_start: Option<MediaTime>,
+    fragment: FragmentClock,
     layout: Option<InitLayout>,
     position: u64,
     sequence: u32,
     out: VecDeque<WriteBatch>,
     /// Bytes of frames accepted but not yet emitted.
     pending_bytes: u64,
-    timestamp_fixes: u64,
 }
-
-/// The init segment is written: this file's tracks can no longer change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TracksFixed;
 
 /// Zeros for `free` padding boxes.
 static ZEROS: [u8; 4096] = [0; 4096];
@@ -109,28 +99,24 @@ impl Fmp4Muxer {
     /// A muxer for `tracks`; tracks whose codec MP4 cannot hold are left out and
     /// returned, so the caller can say so.
     pub fn new(tracks: &[TrackInfo], config: Fmp4Config) -> (Fmp4Muxer, Vec<Unsupported>) {
-        let mut kept = Vec::new();
-        let mut left_out = Vec::new();
-        for t in tracks {
-            match sample_entry::supported(t) {
-                Ok(()) => kept.push(Track::new(t.clone(), kept.len() as u32 + 1)),
-                Err(e) => left_out.push(e),
-            }
-        }
-        let has_video = kept.iter().any(|t| t.video);
+        let (admitted, left_out) = admit_tracks(tracks, Format::Mp4);
+        let kept: Vec<Track> = admitted
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| Track::new(t.clone(), i as u32 + 1))
+            .collect();
+        let has_video = kept.iter().any(|t| t.clock.video);
         let m = Fmp4Muxer {
             config,
             tracks: kept,
-            origin: None,
-            video_started: false,
+            clock: FileClock::default(),
             has_video,
-            fragment_start: None,
+            fragment: FragmentClock::new(config.fragment_target),
             layout: None,
             position: 0,
             sequence: 0,
             out: VecDeque::new(),
             pending_bytes: 0,
-            timestamp_fixes: 0,
         };
         (m, left_out)
     }
@@ -140,25 +126,11 @@ impl Fmp4Muxer {
     /// [`TracksFixed`] when the file is already committed to its tracks (start a new
     /// file).
     pub fn update_tracks(&mut self, tracks: &[TrackInfo]) -> Result<Vec<Unsupported>, TracksFixed> {
+        let (kept, left_out) = admit_tracks(tracks, Format::Mp4);
         if self.layout.is_some() {
-            let same = tracks
-                .iter()
-                .filter(|t| sample_entry::supported(t).is_ok())
-                .count()
-                == self.tracks.len()
-                && self.tracks.iter().all(|t| tracks.contains(&t.info));
-            return if same {
-                Ok(Vec::new())
-            } else {
-                Err(TracksFixed)
-            };
+            return same_tracks(&kept, self.tracks.iter().map(|t| &t.info));
         }
-        let mut left_out = Vec::new();
-        for info in tracks {
-            if let Err(e) = sample_entry::supported(info) {
-                left_out.push(e);
-                continue;
-            }
+        for info in kept {
             match self.tracks.iter_mut().find(|t| t.info.id == info.id) {
                 Some(t) if t.info == *info => {}
                 Some(t) => {
@@ -179,7 +151,7 @@ impl Fmp4Muxer {
                 }
             }
         }
-        self.has_video = self.tracks.iter().any(|t| t.video);
+        self.has_video = self.tracks.iter().any(|t| t.clock.video);
         Ok(left_out)
     }
 
@@ -204,7 +176,7 @@ impl Fmp4Muxer {
                     .as_ref()
                     .map_or(written, |h| h.dts + h.duration.max(t.last_duration) as i64)
                     .max(written);
-                MediaTime::new(end, t.timescale)
+                MediaTime::new(end, t.clock.timescale)
             })
             .max()
             .unwrap_or(MediaTime::new(0, Timescale::MILLIS))
@@ -214,71 +186,39 @@ impl Fmp4Muxer {
     /// Time of `frame` on this file's clock (from its first frame), or `None` before
     /// the first frame.
     pub fn position_of(&self, frame: &Frame) -> Option<MediaTime> {
-        Some(frame.dts.saturating_sub(self.origin?))
+        self.clock.position_of(frame)
     }
 
     /// Timestamps adjusted to keep decode order strictly increasing.
     pub fn timestamp_fixes(&self) -> u64 {
-        self.timestamp_fixes
+        self.clock.fixes()
     }
 
     pub fn push(&mut self, frame: Frame) -> PushOutcome {
         let Some(ti) = self.tracks.iter().position(|t| t.info.id == frame.track) else {
             return PushOutcome::DroppedTrack;
         };
-        if self.tracks[ti].video && !self.video_started {
-            if !frame.key {
-                return PushOutcome::DroppedBeforeKey;
-            }
-            self.video_started = true;
-        }
-        let origin = *self.origin.get_or_insert(frame.dts);
-        let rel = frame.dts.saturating_sub(origin);
-        let cut_candidate = !self.has_video || self.tracks[ti].video;
-        let video_key = self.tracks[ti].video && frame.key;
-
         let t = &mut self.tracks[ti];
-        let ts = t.timescale;
-        let mut dts = rel.rescale(ts).ticks().max(0);
-        let cts = (frame.pts.rescale(ts).ticks() - frame.dts.rescale(ts).ticks())
-            .clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-        if let (Some(spf), Some(expected)) = (t.samples_per_frame, t.next_audio_dts) {
-            // Audio clocks from the sample count: source timestamps in whole
-            // milliseconds jitter by a tick or two; a real gap (> one frame) is kept.
-            if (dts - expected).abs() < spf as i64 {
-                dts = expected;
-            }
-        }
-        if let Some(last) = t.last_dts {
-            if dts <= last {
-                dts = last + 1;
-                self.timestamp_fixes += 1;
-            }
-        }
-        t.last_dts = Some(dts);
-        if let Some(spf) = t.samples_per_frame {
-            t.next_audio_dts = Some(dts + spf as i64);
-        }
+        let p = match self.clock.place(&mut t.clock, self.has_video, &frame) {
+            Ok(p) => p,
+            Err(outcome) => return outcome,
+        };
+        let Placed {
+            dts,
+            cts,
+            now,
+            candidate: cut_candidate,
+            video_key,
+        } = p;
         if let Some(mut h) = t.held.take() {
             h.duration = (dts - h.dts).clamp(1, u32::MAX as i64) as u32;
             t.last_duration = h.duration;
             t.pending.push(h);
         }
-        let now = MediaTime::new(dts, ts);
-
-        if cut_candidate {
-            if let Some(start) = self.fragment_start {
-                let elapsed = now.saturating_sub(start);
-                let target = self.config.fragment_target;
-                let half = MediaTime::new(target.ticks() / 2, target.timescale());
-                if (video_key && elapsed >= half) || elapsed >= target {
-                    self.flush_fragment();
-                }
-            }
+        if self.fragment.cut_due(now, cut_candidate, video_key) {
+            self.flush_fragment();
         }
-        if self.fragment_start.is_none() {
-            self.fragment_start = Some(now);
-        }
+        self.fragment.begin(now);
         self.pending_bytes += frame.data.len() as u64;
         self.tracks[ti].held = Some(Sample {
             dts,
@@ -301,12 +241,7 @@ impl Fmp4Muxer {
     pub fn finish(&mut self) -> Finish {
         for t in &mut self.tracks {
             if let Some(mut h) = t.held.take() {
-                h.duration = match (t.last_duration, t.samples_per_frame) {
-                    (d, _) if d > 0 => d,
-                    (_, Some(spf)) => spf,
-                    // A lone video frame: show it for one 25 fps frame.
-                    _ => t.timescale.hz() / 25,
-                };
+                h.duration = t.clock.last_duration(t.last_duration);
                 t.pending.push(h);
             }
         }
@@ -365,7 +300,7 @@ impl Fmp4Muxer {
             })
             .collect();
         let in_ms = |t: &Track, ticks: i64| {
-            MediaTime::new(ticks, t.timescale)
+            MediaTime::new(ticks, t.clock.timescale)
                 .rescale(Timescale::MILLIS)
                 .ticks()
         };
@@ -383,7 +318,7 @@ impl Fmp4Muxer {
             .map(|(t, p)| InitTrack {
                 info: &t.info,
                 track_id: t.track_id,
-                timescale: t.timescale.hz(),
+                timescale: t.clock.timescale.hz(),
                 edit: p.map(|p| ((in_ms(t, p) - start_ms).max(0) as u64, p - t.base)),
             })
             .collect();
@@ -395,7 +330,7 @@ impl Fmp4Muxer {
     }
 
     fn flush_fragment(&mut self) {
-        self.fragment_start = None;
+        self.fragment.reset();
         if self.tracks.iter().all(|t| t.pending.is_empty()) {
             return;
         }
@@ -426,25 +361,26 @@ impl Fmp4Muxer {
             traf_number += 1;
             let first = &t.pending[0];
             let last = &t.pending[t.pending.len() - 1];
-            let start = MediaTime::new(first.dts, t.timescale);
-            let end = MediaTime::new(last.dts + last.duration as i64, t.timescale);
+            let ts = t.clock.timescale;
+            let start = MediaTime::new(first.dts, ts);
+            let end = MediaTime::new(last.dts + last.duration as i64, ts);
             frag_start = Some(frag_start.map_or(start, |s| s.min(start)));
             frag_end = Some(frag_end.map_or(end, |e| e.max(end)));
-            if t.video && !first.key {
+            if t.clock.video && !first.key {
                 starts_with_key = false;
             }
             w.start(b"traf");
-            let tfhd_flags = 0x02_0000 | if t.video { 0 } else { 0x20 };
+            let tfhd_flags = 0x02_0000 | if t.clock.video { 0 } else { 0x20 };
             w.start_full(b"tfhd", 0, tfhd_flags);
             w.buf.put_u32(t.track_id);
-            if !t.video {
+            if !t.clock.video {
                 w.buf.put_u32(FLAGS_SYNC);
             }
             w.end();
             w.start_full(b"tfdt", 1, 0);
             w.buf.put_u64((first.dts - t.base).max(0) as u64);
             w.end();
-            let trun_flags = 0x001 | 0x100 | 0x200 | if t.video { 0x400 | 0x800 } else { 0 };
+            let trun_flags = 0x001 | 0x100 | 0x200 | if t.clock.video { 0x400 | 0x800 } else { 0 };
             w.start_full(b"trun", 1, trun_flags);
             w.buf.put_u32(t.pending.len() as u32);
             offsets.push((w.pos(), data_len));
@@ -452,7 +388,7 @@ impl Fmp4Muxer {
             for s in &t.pending {
                 w.buf.put_u32(s.duration);
                 w.buf.put_u32(s.data.len() as u32);
-                if t.video {
+                if t.clock.video {
                     w.buf
                         .put_u32(if s.key { FLAGS_SYNC } else { FLAGS_NON_SYNC });
                     w.buf.put_i32(s.cts);

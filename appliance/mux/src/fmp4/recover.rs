@@ -8,43 +8,9 @@
 
 use std::io;
 
-use thiserror::Error;
-
 use super::finalize::{EditLayout, InitLayout, TfraEntry, TrackLayout, TrackTotals};
 use crate::bmff::{child, children, parse_header};
-
-/// Random-access reads of the file being recovered.
-pub trait Source {
-    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
-}
-
-impl Source for std::fs::File {
-    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
-    }
-}
-
-impl Source for &[u8] {
-    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
-        let end = start
-            .checked_add(buf.len())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        let src = self.get(start..end).ok_or(io::ErrorKind::UnexpectedEof)?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
-
-#[derive(Debug, Error)]
-pub enum ScanError {
-    #[error("no complete init segment (ftyp+moov): nothing playable")]
-    NoInit,
-    #[error("moov at byte {0} is not one this muxer wrote ({1})")]
-    ForeignMoov(u64, &'static str),
-    #[error("reading the file: {0}")]
-    Io(#[from] io::Error),
-}
+use crate::{ScanError, Source};
 
 /// What a scan found.
 #[derive(Debug, Clone)]
@@ -63,6 +29,11 @@ pub struct RecoveredFile {
 /// The largest moof we accept (a fragment of a 4K stream has a few hundred samples).
 const MAX_MOOF: u64 = 16 * 1024 * 1024;
 const MAX_MOOV: u64 = 16 * 1024 * 1024;
+/// The most samples one `trun` may claim. A run with no per-sample fields is
+/// only its count, so without this cap a foreign 4-byte count would walk four
+/// billion samples (a hang found by the `recover` fuzz target); a fragment of
+/// seconds holds thousands.
+const MAX_TRUN_SAMPLES: u32 = 1 << 20;
 
 fn header_at(
     src: &mut dyn Source,
@@ -88,17 +59,19 @@ fn header_at(
 pub fn scan(src: &mut dyn Source, file_len: u64) -> Result<RecoveredFile, ScanError> {
     let mut pos = 0u64;
     let Some((kind, _, size)) = header_at(src, pos, file_len)? else {
-        return Err(ScanError::NoInit);
+        return Err(ScanError::NoHeader("ftyp+moov"));
     };
     if &kind != b"ftyp" || size > file_len {
-        return Err(ScanError::NoInit);
+        return Err(ScanError::NoHeader("ftyp+moov"));
     }
     pos += size;
     let Some((kind, _, size)) = header_at(src, pos, file_len)? else {
-        return Err(ScanError::NoInit);
+        return Err(ScanError::NoHeader("ftyp+moov"));
     };
-    if &kind != b"moov" || pos + size > file_len || size > MAX_MOOV {
-        return Err(ScanError::NoInit);
+    // Box sizes are read from the file: add them saturating (a 64-bit size can
+    // overflow; found by the `recover` fuzz target).
+    if &kind != b"moov" || pos.saturating_add(size) > file_len || size > MAX_MOOV {
+        return Err(ScanError::NoHeader("ftyp+moov"));
     }
     let mut moov = vec![0u8; size as usize];
     src.read_exact_at(pos, &mut moov)?;
@@ -117,7 +90,7 @@ pub fn scan(src: &mut dyn Source, file_len: u64) -> Result<RecoveredFile, ScanEr
     let mut fragments = 0;
     let mut had_mfra = false;
     while let Some((kind, _, size)) = header_at(src, pos, file_len)? {
-        if pos + size > file_len {
+        if pos.saturating_add(size) > file_len {
             break;
         }
         match &kind {
@@ -125,7 +98,7 @@ pub fn scan(src: &mut dyn Source, file_len: u64) -> Result<RecoveredFile, ScanEr
                 let Some((mk, _, msize)) = header_at(src, pos + size, file_len)? else {
                     break;
                 };
-                if &mk != b"mdat" || pos + size + msize > file_len {
+                if &mk != b"mdat" || (pos + size).saturating_add(msize) > file_len {
                     break;
                 }
                 let mut moof = vec![0u8; size as usize];
@@ -160,7 +133,11 @@ pub fn scan(src: &mut dyn Source, file_len: u64) -> Result<RecoveredFile, ScanEr
 
 /// Finds the duration fields in a moov at file offset `at`.
 fn parse_moov(moov: &[u8], at: u64) -> Result<InitLayout, ScanError> {
-    let foreign = |why| ScanError::ForeignMoov(at, why);
+    let foreign = |why| ScanError::Foreign {
+        at,
+        what: "moov",
+        why,
+    };
     let body = &moov[8..];
     let body_at = at + 8;
     let mvhd = child(body, b"mvhd").ok_or(foreign("no mvhd"))?;
@@ -304,7 +281,7 @@ fn apply_moof(moof: &[u8], moof_offset: u64, totals: &mut [TrackTotals]) -> bool
             let Some(tflags) = be32(b, 0) else {
                 return false;
             };
-            let Some(count) = be32(b, 4) else {
+            let Some(count) = be32(b, 4).filter(|&c| c <= MAX_TRUN_SAMPLES) else {
                 return false;
             };
             let mut p = 8;
@@ -352,7 +329,7 @@ fn apply_moof(moof: &[u8], moof_offset: u64, totals: &mut [TrackTotals]) -> bool
                 if sync && first_sync.is_none() {
                     first_sync = Some((dts, sample_index));
                 }
-                dts += duration as u64;
+                dts = dts.saturating_add(u64::from(duration));
             }
             total.samples += count as u64;
         }

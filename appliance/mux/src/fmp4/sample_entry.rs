@@ -8,19 +8,11 @@ use bytes::BufMut;
 use edgerec_media::{Codec, TrackInfo};
 
 use crate::bmff::BoxWriter;
-use crate::Unsupported;
+use crate::{Format, Unsupported};
 
 /// Whether a track's codec can be stored in MP4 by this muxer.
 pub fn supported(info: &TrackInfo) -> Result<(), Unsupported> {
-    match info.codec {
-        Codec::H264 | Codec::H265 | Codec::Av1 | Codec::Vp9 | Codec::Aac | Codec::Mp3 => Ok(()),
-        Codec::Opus => Ok(()),
-        codec => Err(Unsupported {
-            track: info.id,
-            codec,
-            container: "mp4",
-        }),
-    }
+    Unsupported::check(info, Format::Mp4)
 }
 
 pub fn write(w: &mut BoxWriter<'_>, info: &TrackInfo) -> Result<(), Unsupported> {
@@ -72,7 +64,14 @@ pub fn write(w: &mut BoxWriter<'_>, info: &TrackInfo) -> Result<(), Unsupported>
             esds(w, oti, &info.config);
             w.end();
         }
-        _ => unreachable!("checked by supported()"),
+        // `Format::holds` said yes to a codec with no sample entry here.
+        codec => {
+            return Err(Unsupported {
+                track: info.id,
+                codec,
+                container: "mp4",
+            })
+        }
     }
     Ok(())
 }

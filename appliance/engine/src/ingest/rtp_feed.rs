@@ -1,0 +1,290 @@
+//! What every RTP-carried ingest shares around [`edgerec_rtp::RtpSession`]: UDP
+//! port pairs from the `[rtp]` range, receive loops feeding one channel, and
+//! moving the session's events and counters into the [`Publication`].
+//!
+//! Sockets are tokio's (epoll), not io_uring's: a session must free its ports
+//! the moment it ends, and tokio-uring keeps a socket open until a pending
+//! receive completes — which on a silent port is never.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use edgerec_rtp::{Event, RtpSession, SessionStats};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::publication::Publication;
+use crate::{EngineError, Shared};
+
+/// Warnings per session before they go to debug level.
+const WARN_LIMIT: u64 = 20;
+
+/// One track's sockets: RTP, and RTCP unless multiplexed.
+pub(super) struct Ports {
+    pub rtp: UdpSocket,
+    pub rtcp: Option<UdpSocket>,
+}
+
+pub(super) fn bind(shared: &Shared, n: usize, mux: bool) -> Result<Vec<Ports>, EngineError> {
+    let c = &shared.config.rtp;
+    let (min, max) = (c.port_min & !1, c.port_max);
+    let span = u32::from(max.saturating_sub(min)) / 2 + 1;
+    let mut cursor = shared
+        .relays
+        .port_cursor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..span {
+        if out.len() == n {
+            break;
+        }
+        let port = min + (*cursor % span as u16) * 2;
+        *cursor = cursor.wrapping_add(1);
+        if !mux && port == u16::MAX || port > max {
+            continue;
+        }
+        let Ok(rtp) = open_socket(SocketAddr::new(c.listen_ip, port)) else {
+            continue;
+        };
+        let rtcp = if mux {
+            None
+        } else {
+            match open_socket(SocketAddr::new(c.listen_ip, port + 1)) {
+                Ok(s) => Some(s),
+                Err(_) => continue,
+            }
+        };
+        out.push(Ports { rtp, rtcp });
+    }
+    if out.len() < n {
+        return Err(EngineError::Unavailable(format!(
+            "no free RTP ports in {}-{} for {n} tracks",
+            c.port_min, c.port_max
+        )));
+    }
+    Ok(out)
+}
+
+fn open_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Key frames arrive as bursts of hundreds of packets.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// A datagram from one of a session's sockets.
+pub(super) struct Datagram {
+    /// The index the sockets were registered under.
+    pub track: usize,
+    /// It came to the RTCP port.
+    pub rtcp_port: bool,
+    pub data: Bytes,
+    pub from: SocketAddr,
+}
+
+/// Receive loops for a session's sockets; dropping it aborts them, which closes
+/// the sockets and frees the ports.
+pub(super) struct Receivers {
+    tx: mpsc::Sender<Datagram>,
+    pub rx: mpsc::Receiver<Datagram>,
+    /// Where RTCP for track `i` is sent from (its RTCP socket, or its RTP one when muxed).
+    pub senders: Vec<Option<Rc<tokio::net::UdpSocket>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// When [`Receivers::linger`] gives up.
+    linger_until: Option<Instant>,
+}
+
+impl Receivers {
+    pub fn new() -> Receivers {
+        let (tx, rx) = mpsc::channel(1024);
+        Receivers {
+            tx,
+            rx,
+            senders: Vec::new(),
+            tasks: Vec::new(),
+            linger_until: None,
+        }
+    }
+
+    /// Starts receiving on `ports` as track `track` (on the current shard).
+    pub fn add(&mut self, track: usize, ports: Ports) -> std::io::Result<()> {
+        let rtp = Rc::new(tokio::net::UdpSocket::from_std(ports.rtp)?);
+        self.tasks.push(tokio_uring::spawn(receive(
+            rtp.clone(),
+            track,
+            false,
+            self.tx.clone(),
+        )));
+        let sender = match ports.rtcp {
+            Some(s) => {
+                let rtcp = Rc::new(tokio::net::UdpSocket::from_std(s)?);
+                self.tasks.push(tokio_uring::spawn(receive(
+                    rtcp.clone(),
+                    track,
+                    true,
+                    self.tx.clone(),
+                )));
+                rtcp
+            }
+            None => rtp,
+        };
+        if self.senders.len() <= track {
+            self.senders.resize(track + 1, None);
+        }
+        self.senders[track] = Some(sender);
+        Ok(())
+    }
+
+    /// No sockets were added.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The next datagram while they keep coming: `None` once none came for
+    /// `quiet`, or `max` after the first call of this linger.
+    pub async fn linger(&mut self, quiet: Duration, max: Duration) -> Option<Datagram> {
+        let until = *self
+            .linger_until
+            .get_or_insert_with(|| Instant::now() + max);
+        let at = (Instant::now() + quiet).min(until);
+        tokio::time::timeout_at(at.into(), self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Sends RTCP from track `track`'s socket.
+    pub async fn send(&self, track: usize, data: &[u8], to: SocketAddr) {
+        if let Some(Some(s)) = self.senders.get(track) {
+            if let Err(e) = s.send_to(data, to).await {
+                debug!(error = %e, %to, "RTCP send failed");
+            }
+        }
+    }
+}
+
+impl Drop for Receivers {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// An RTP session feeding a publication.
+pub(super) struct RtpFeed {
+    pub session: RtpSession,
+    reported: SessionStats,
+    warnings: u64,
+}
+
+impl RtpFeed {
+    pub fn new(session: RtpSession) -> RtpFeed {
+        RtpFeed {
+            session,
+            reported: SessionStats::default(),
+            warnings: 0,
+        }
+    }
+
+    /// Hands the session's tracks and frames to `p`, logs drops, marks BYEs in
+    /// `byes` and moves the counters into the stream's.
+    pub async fn drain(&mut self, p: &mut Publication, byes: &mut [bool]) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Track(t) => p.track(t).await,
+                Event::Frame(f) => p.frame(f).await,
+                Event::Dropped { track, reason } => {
+                    self.warnings += 1;
+                    if self.warnings <= WARN_LIMIT {
+                        warn!(track, "dropped: {reason}");
+                    } else {
+                        debug!(track, "dropped: {reason}");
+                    }
+                }
+                Event::Bye { track } => {
+                    info!(track, "BYE");
+                    if let Some(b) = byes.get_mut(track) {
+                        *b = true;
+                    }
+                }
+            }
+        }
+        p.send_frames().await;
+        let now = self.session.stats();
+        let (was, st) = (&self.reported, &p.live().stats);
+        st.packets_lost
+            .fetch_add(now.packets_lost - was.packets_lost, Relaxed);
+        st.packets_reordered
+            .fetch_add(now.packets_reordered - was.packets_reordered, Relaxed);
+        st.frames_dropped
+            .fetch_add(now.frames_dropped - was.frames_dropped, Relaxed);
+        st.discontinuities
+            .fetch_add(now.discontinuities - was.discontinuities, Relaxed);
+        self.reported = now;
+    }
+
+    /// Releases what the session still holds and ends the publication.
+    pub async fn finish(mut self, mut p: Publication, reason: &'static str) {
+        self.session.handle_end(Instant::now());
+        let mut byes = Vec::new();
+        self.drain(&mut p, &mut byes).await;
+        let s = self.session.stats();
+        info!(
+            reason,
+            packets = s.packets_received,
+            lost = s.packets_lost,
+            reordered = s.packets_reordered,
+            frames_dropped = s.frames_dropped,
+            "RTP session ended"
+        );
+        p.end(reason).await;
+    }
+}
+
+/// Sleeps until `at` (forever without one).
+pub(super) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn receive(
+    socket: Rc<tokio::net::UdpSocket>,
+    track: usize,
+    rtcp_port: bool,
+    tx: mpsc::Sender<Datagram>,
+) {
+    loop {
+        let mut buf = vec![0u8; 2048];
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                buf.truncate(n);
+                let d = Datagram {
+                    track,
+                    rtcp_port,
+                    data: Bytes::from(buf),
+                    from,
+                };
+                if tx.send(d).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "RTP receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        }
+    }
+}
