@@ -106,8 +106,9 @@ impl Sps {
                 (2, false) => (2, 1),
                 _ => (1, 1),
             };
-            w = width.checked_sub(sw * l.checked_add(r)?)?;
-            h = height.checked_sub(sh * t.checked_add(bo)?)?;
+            // Offsets are ue(v) up to 2^32 - 2: a sender's garbage must not overflow.
+            w = width.checked_sub(l.checked_add(r)?.checked_mul(sw)?)?;
+            h = height.checked_sub(t.checked_add(bo)?.checked_mul(sh)?)?;
         }
         let (luma, chroma_depth) = (b.ue()?, b.ue()?);
         if w == 0 || h == 0 || luma > 8 || chroma_depth > 8 {
@@ -202,5 +203,81 @@ mod tests {
         for n in 0..sps.len() {
             let _ = Sps::parse(&sps[..n]);
         }
+    }
+
+    /// MSB-first bit writer for hand-made parameter sets.
+    #[derive(Default)]
+    struct BitWriter {
+        bytes: Vec<u8>,
+        bits: usize,
+    }
+
+    impl BitWriter {
+        fn put(&mut self, n: u32, v: u64) {
+            for i in (0..n).rev() {
+                if self.bits % 8 == 0 {
+                    self.bytes.push(0);
+                }
+                let bit = ((v >> i) & 1) as u8;
+                *self.bytes.last_mut().unwrap() |= bit << (7 - self.bits % 8);
+                self.bits += 1;
+            }
+        }
+
+        fn ue(&mut self, v: u64) {
+            let zeros = 63 - (v + 1).leading_zeros();
+            self.put(zeros, 0);
+            self.put(zeros + 1, v + 1);
+        }
+    }
+
+    /// A 320x240 4:2:0 SPS whose conformance window has the given offsets.
+    fn sps_with_crop(left: u64, right: u64) -> Vec<u8> {
+        let mut w = BitWriter::default();
+        w.put(16, 0x4201); // NAL header: SPS
+        w.put(4, 0); // sps_video_parameter_set_id
+        w.put(3, 0); // sps_max_sub_layers_minus1
+        w.put(1, 1); // sps_temporal_id_nesting_flag
+        w.put(8, 0x01); // profile space/tier/idc: Main
+        w.put(32, 0x6000_0000);
+        w.put(48, 0x9000_0000_0000);
+        w.put(8, 60); // general_level_idc
+        w.ue(0); // sps_seq_parameter_set_id
+        w.ue(1); // chroma_format_idc 4:2:0
+        w.ue(320);
+        w.ue(240);
+        w.put(1, 1); // conformance_window_flag
+        for v in [left, right, 0, 0] {
+            w.ue(v);
+        }
+        w.ue(0); // bit_depth_luma_minus8
+        w.ue(0); // bit_depth_chroma_minus8
+        w.put(1, 1); // rbsp stop bit
+        // Emulation prevention, as an encoder writes it.
+        let mut nal = Vec::new();
+        let mut zeros = 0;
+        for b in w.bytes {
+            if zeros >= 2 && b <= 3 {
+                nal.push(3);
+                zeros = 0;
+            }
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+            nal.push(b);
+        }
+        nal
+    }
+
+    #[test]
+    fn conformance_window_crops_by_chroma_units() {
+        let s = Sps::parse(&sps_with_crop(4, 6)).unwrap();
+        assert_eq!((s.width, s.height), (300, 240));
+    }
+
+    /// Found by the codec_config fuzz target: offsets of 2^31 overflowed the
+    /// 4:2:0 crop multiply (a panic in a debug build, a wrong size in release).
+    #[test]
+    fn huge_conformance_window_is_refused_not_overflowed() {
+        assert_eq!(Sps::parse(&sps_with_crop(1 << 31, 0)), None);
+        assert_eq!(Sps::parse(&sps_with_crop(u64::from(u32::MAX) - 1, 1)), None);
     }
 }
