@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Instance, InstancePre};
@@ -18,6 +18,7 @@ use crate::error::ExtError;
 use crate::host::{GuestLog, MemoryLimiter, State, TICK};
 use crate::limits::{LimitOverrides, Limits};
 use crate::output;
+use crate::pool::{self, Gate};
 use crate::stats::{Stats, StatsView};
 use crate::stdio::CappedOutput;
 use crate::world::World;
@@ -72,6 +73,8 @@ pub struct Extension {
     /// What the component imports (all within its world's allowlist).
     imports: Arc<[String]>,
     pre: InstancePre<State>,
+    /// The host's free instance slots.
+    gate: Arc<Gate>,
     naming: Option<naming::GuestIndices>,
     layout: Option<layout::GuestIndices>,
     hook: Option<hook::GuestIndices>,
@@ -115,6 +118,7 @@ impl Extension {
         hash: String,
         cap: Limits,
         imports: Arc<[String]>,
+        gate: Arc<Gate>,
     ) -> Result<Extension, ExtError> {
         let limits = Limits::resolve(spec.world.default_limits(), spec.limits, cap);
         let bad_export = |e: wasmtime::Error| ExtError::refused(format!("{e:#}"));
@@ -134,6 +138,7 @@ impl Extension {
             hash,
             imports,
             pre,
+            gate,
             naming: n,
             layout: l,
             hook: h,
@@ -219,6 +224,7 @@ impl Extension {
             self.hash.clone(),
             self.cap,
             self.imports.clone(),
+            self.gate.clone(),
         )
     }
 
@@ -301,6 +307,24 @@ impl Extension {
                     .failures_in_a_row,
             });
         }
+        // Every call in flight ends within the cap's deadline, so waiting twice
+        // that long for a slot only fails if the host is wedged; that is not
+        // the extension's failure and does not count against it.
+        let wait = Duration::from_millis(self.cap.deadline_ms.saturating_mul(2));
+        let Some(_slot) = self.gate.enter(wait) else {
+            tracing::warn!(
+                extension = &*self.id,
+                slots = pool::SLOTS,
+                "no free instance slot"
+            );
+            return Err(ExtError::Host {
+                reason: format!(
+                    "all {} instance slots stayed busy for {} ms",
+                    pool::SLOTS,
+                    wait.as_millis()
+                ),
+            });
+        };
         let started = Instant::now();
         let stdout = CappedOutput::new(STDIO_BYTES);
         let stderr = CappedOutput::new(STDIO_BYTES);

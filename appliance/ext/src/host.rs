@@ -17,6 +17,7 @@ use crate::cache::{content_hash, ArtifactCache, Origin};
 use crate::error::ExtError;
 use crate::extension::{Extension, ExtensionSpec};
 use crate::limits::Limits;
+use crate::pool::{self, Gate};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub(crate) const TICK: Duration = Duration::from_millis(2);
@@ -44,6 +45,8 @@ pub struct Host {
     linker: Linker<State>,
     cache: Option<ArtifactCache>,
     cap: Limits,
+    /// Free pool slots; a call waits here for one.
+    gate: Arc<Gate>,
     ticker: Option<Ticker>,
 }
 
@@ -189,10 +192,12 @@ impl Host {
             .consume_fuel(true)
             .epoch_interruption(true)
             // Many small instances, each short-lived: keep virtual reservations
-            // small instead of wasmtime's 4 GiB-per-memory default.
-            .memory_reservation(64 << 20)
+            // at the operator's memory cap instead of wasmtime's 4 GiB default,
+            // in a pool of pre-mapped slots (see `pool`).
+            .memory_reservation(pool::memory_reservation(options.cap) as u64)
             .memory_guard_size(64 << 10)
-            .max_wasm_stack(1 << 20);
+            .max_wasm_stack(1 << 20)
+            .allocation_strategy(pool::strategy(options.cap));
         let engine = Engine::new(&config).map_err(ExtError::host)?;
         let mut linker = Linker::new(&engine);
         // All of WASI p2 is linked (a filesystem with nothing pre-opened, sockets
@@ -224,6 +229,7 @@ impl Host {
             linker,
             cache,
             cap: options.cap,
+            gate: Arc::new(Gate::new(pool::SLOTS)),
             ticker: Some(Ticker {
                 stop,
                 thread: Some(thread),
@@ -281,6 +287,6 @@ impl Host {
             took_ms = started.elapsed().as_secs_f64() * 1000.0,
             "extension loaded"
         );
-        Extension::new(spec, pre, hash, self.cap, imports.into())
+        Extension::new(spec, pre, hash, self.cap, imports.into(), self.gate.clone())
     }
 }

@@ -25,6 +25,7 @@ mod host;
 mod limits;
 mod manifest;
 pub mod output;
+mod pool;
 pub mod samples;
 mod stats;
 mod stdio;

@@ -253,7 +253,7 @@ mod tests {
         w.ue(0); // bit_depth_luma_minus8
         w.ue(0); // bit_depth_chroma_minus8
         w.put(1, 1); // rbsp stop bit
-        // Emulation prevention, as an encoder writes it.
+                     // Emulation prevention, as an encoder writes it.
         let mut nal = Vec::new();
         let mut zeros = 0;
         for b in w.bytes {
