@@ -215,7 +215,7 @@ mod tests {
     impl BitWriter {
         fn put(&mut self, n: u32, v: u64) {
             for i in (0..n).rev() {
-                if self.bits % 8 == 0 {
+                if self.bits.is_multiple_of(8) {
                     self.bytes.push(0);
                 }
                 let bit = ((v >> i) & 1) as u8;
