@@ -44,13 +44,14 @@ fn guests() -> &'static Path {
     DIR.get_or_init(|| build(&repo().join("appliance/ext/tests/guests")))
 }
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     "date-tree-naming",
     "grid-layout",
     "speaker-layout",
     "tag-hook",
     "webhook-hook",
     "tidy-hook",
+    "catalog-hook",
 ];
 
 #[test]
@@ -289,6 +290,11 @@ impl Receiver {
     }
 
     fn on(port: u16, statuses: &[u16]) -> Receiver {
+        Receiver::answering(port, statuses, "")
+    }
+
+    /// Like [`Receiver::on`], each answer carrying `body` (JSON).
+    fn answering(port: u16, statuses: &[u16], answer: &'static str) -> Receiver {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -317,7 +323,8 @@ impl Receiver {
                 let status = statuses[n.min(statuses.len() - 1)];
                 let _ = (&conn).write_all(
                     format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
                     )
                     .as_bytes(),
                 );
@@ -403,6 +410,65 @@ fn hooks_ended(d: &Daemon, id: &str, runs: usize) -> serde_json::Value {
             d.log()
         )
     })
+}
+
+#[test]
+fn a_hook_http_extension_tags_a_recording_with_the_catalogs_answer() {
+    let _g = serial();
+    // The catalog is down at first (503), then registers the part.
+    let port = free_port();
+    let catalog = Receiver::answering(port, &[503, 201], r#"{"asset_id":"MAM-4711"}"#);
+    let config = format!(
+        r#"
+[extensions]
+hook_backoff = "300ms"
+hook_attempts = 5
+
+[[extensions.load]]
+id = "catalog"
+file = "{file}"
+manifest = "{manifest}"
+config = {{ url = "http://127.0.0.1:{port}/assets", token = "mam-key" }}
+http_allow = ["http://127.0.0.1:{port}/assets"]
+
+[[extensions.hooks]]
+streams = "live/*"
+extension = "catalog"
+"#,
+        file = examples().join("catalog_hook.wasm").display(),
+        manifest = repo()
+            .join("extensions/catalog-hook/extension.toml")
+            .display(),
+    );
+    let d = Daemon::start_with_config(&config, &[]);
+    let ext = d.get("/v1/extensions/catalog");
+    assert_eq!(ext["world"], "hook-http", "{ext}");
+    let src = source(3, 30);
+    let (ok, err) = finish(publish(&src, &d.rtmp_url("live/cam4")));
+    assert!(ok, "ffmpeg: {err}");
+    let rec = finalized(&d, "live/cam4", Duration::from_secs(5));
+    let id = rec["id"].as_str().unwrap();
+    let rec = hooks_ended(&d, id, 1);
+    println!("{rec:#}");
+    let run = &rec["hooks"][0];
+    assert_eq!(run["state"], "done", "{rec}");
+    assert_eq!(run["attempts"], 2, "503 then 201: {rec}");
+    // The answer the extension read, as a tag in the recordings API.
+    assert_eq!(rec["tags"]["catalog-asset"], "MAM-4711", "{rec}");
+    let posts = catalog.posts();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    let (head, body) = &posts[1];
+    assert!(head.starts_with("POST /assets "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer mam-key"),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["recording"], id);
+    assert_eq!(body["path"], part_path(&rec).as_str(), "{body}");
+    assert_every_frame(&d, &rec, &src, &["h264", "aac"], 0.1);
+    assert_eq!(d.get("/v1/health")["status"], "ok");
 }
 
 #[test]

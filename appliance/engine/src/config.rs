@@ -738,6 +738,10 @@ pub struct ExtensionEntry {
     /// URL prefixes its webhook actions may POST to (added to the manifest's).
     #[serde(default)]
     pub webhook_allow: Vec<String>,
+    /// URL prefixes a `hook-http` extension's own requests may reach (added to
+    /// the manifest's); that world needs at least one, the others none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_allow: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_limit: Option<u32>,
 }

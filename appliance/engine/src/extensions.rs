@@ -149,6 +149,7 @@ fn spec_of(entry: &ExtensionEntry) -> Result<ExtensionSpec, String> {
     manifest
         .webhook_allow
         .extend(entry.webhook_allow.iter().cloned());
+    manifest.http_allow.extend(entry.http_allow.iter().cloned());
     if entry.failure_limit.is_some() {
         manifest.failure_limit = entry.failure_limit;
     }
@@ -208,7 +209,7 @@ impl Extensions {
             this.settle(&id, result);
         }
         let check = |id: &str, world: edgerec_ext::World| match this.get(id) {
-            Some(e) if e.world() == world => Ok(()),
+            Some(e) if e.world() == world || (world.is_hook() && e.world().is_hook()) => Ok(()),
             None if read(&this.broken).contains_key(id) => Ok(()),
             Some(e) => Err(EngineError::BadRequest(format!(
                 "extensions: {id} is bound as {world} but is a {} extension",
@@ -302,7 +303,7 @@ impl Extensions {
         ] {
             let mut list = write(list);
             list.retain(|b| !(b.uploaded && b.extension == id));
-            if w == world {
+            if w == world || (w.is_hook() && world.is_hook()) {
                 list.extend(new.iter().cloned());
             }
         }

@@ -11,11 +11,13 @@ use serde::{Deserialize, Serialize};
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::exports::edgerec::ext::{hook, layout, naming};
 use crate::bindings::{Action, FinalizedFile, GuestError, LayoutInput, Recording, Scene};
 use crate::error::ExtError;
 use crate::host::{GuestLog, MemoryLimiter, State, TICK};
+use crate::http::HttpPolicy;
 use crate::limits::{LimitOverrides, Limits};
 use crate::output;
 use crate::pool::{self, Gate};
@@ -40,6 +42,10 @@ pub struct ExtensionSpec {
     /// URL prefixes the extension's webhook actions may POST to.
     #[serde(default)]
     pub webhook_allow: Vec<String>,
+    /// URL prefixes a `hook-http` extension's own requests may go to (required
+    /// for that world, refused for the others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_allow: Vec<String>,
     /// Failures in a row after which the extension is disabled.
     #[serde(default = "default_failure_limit")]
     pub failure_limit: u32,
@@ -57,6 +63,7 @@ impl ExtensionSpec {
             config: Vec::new(),
             limits: LimitOverrides::default(),
             webhook_allow: Vec::new(),
+            http_allow: Vec::new(),
             failure_limit: default_failure_limit(),
         }
     }
@@ -66,6 +73,8 @@ pub struct Extension {
     spec: ExtensionSpec,
     id: Arc<str>,
     config: Arc<[(String, String)]>,
+    /// Where its `wasi:http` requests may go (`hook-http` only).
+    http_allow: Arc<[String]>,
     limits: Limits,
     /// The operator's ceiling this extension was loaded under.
     cap: Limits,
@@ -126,13 +135,16 @@ impl Extension {
         match spec.world {
             World::Naming => n = Some(naming::GuestIndices::new(&pre).map_err(bad_export)?),
             World::Layout => l = Some(layout::GuestIndices::new(&pre).map_err(bad_export)?),
-            World::Hook => h = Some(hook::GuestIndices::new(&pre).map_err(bad_export)?),
+            World::Hook | World::HookHttp => {
+                h = Some(hook::GuestIndices::new(&pre).map_err(bad_export)?)
+            }
         }
         let mut config = spec.config.clone();
         config.sort();
         Ok(Extension {
             id: spec.id.as_str().into(),
             config: config.into(),
+            http_allow: spec.http_allow.clone().into(),
             limits,
             cap,
             hash,
@@ -234,6 +246,7 @@ impl Extension {
             return Err(self.wrong_world(World::Naming));
         };
         self.call(
+            &self.http_allow,
             |store, instance| {
                 let guest = idx.load(&mut *store, instance)?;
                 guest.call_name(&mut *store, rec)
@@ -248,6 +261,7 @@ impl Extension {
             return Err(self.wrong_world(World::Layout));
         };
         self.call(
+            &self.http_allow,
             |store, instance| {
                 let guest = idx.load(&mut *store, instance)?;
                 guest.call_compute(&mut *store, input)
@@ -263,10 +277,20 @@ impl Extension {
     /// The actions for a finalized file, checked (paths inside the root,
     /// webhooks only to allowed prefixes).
     pub fn on_finalized(&self, file: &FinalizedFile) -> Result<Vec<Action>, ExtError> {
+        self.hook_call(file, &self.http_allow)
+    }
+
+    /// `on_finalized` with `wasi:http` requests allowed to `http_allow`.
+    fn hook_call(
+        &self,
+        file: &FinalizedFile,
+        http_allow: &Arc<[String]>,
+    ) -> Result<Vec<Action>, ExtError> {
         let Some(idx) = &self.hook else {
             return Err(self.wrong_world(World::Hook));
         };
         self.call(
+            http_allow,
             |store, instance| {
                 let guest = idx.load(&mut *store, instance)?;
                 guest.call_on_finalized(&mut *store, file)
@@ -290,6 +314,7 @@ impl Extension {
     /// failures in a row.
     fn call<R, T>(
         &self,
+        http_allow: &Arc<[String]>,
         f: impl FnOnce(&mut Store<State>, &Instance) -> wasmtime::Result<R>,
         check: impl FnOnce(R) -> Result<T, ExtError>,
     ) -> Result<T, ExtError> {
@@ -347,6 +372,12 @@ impl Extension {
                 },
                 config: self.config.clone(),
                 log: GuestLog::new(self.id.clone()),
+                http: WasiHttpCtx::new(),
+                http_policy: HttpPolicy::new(
+                    self.id.clone(),
+                    http_allow.clone(),
+                    started + Duration::from_millis(self.limits.deadline_ms),
+                ),
             },
         );
         store.limiter(|s| &mut s.memory);
@@ -450,13 +481,15 @@ impl Extension {
 
     /// Calls the extension once with a sample input of its world, as a check
     /// before it is swapped in: it must answer (a result or its own error)
-    /// within its limits. Does not count towards the stats.
+    /// within its limits. Does not count towards the stats. A `hook-http`
+    /// extension's requests are all denied here (the sample is not a real
+    /// recording to announce); it must still answer.
     pub fn self_test(&self) -> Result<(), ExtError> {
         let r = match self.spec.world {
             World::Naming => self.name(&crate::samples::recording()).map(drop),
             World::Layout => self.layout(&crate::samples::layout_input()).map(drop),
-            World::Hook => self
-                .on_finalized(&crate::samples::finalized_file())
+            World::Hook | World::HookHttp => self
+                .hook_call(&crate::samples::finalized_file(), &Arc::from([]))
                 .map(drop),
         };
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();

@@ -134,7 +134,7 @@ impl Input {
         Ok(match world {
             World::Naming => Input::Naming(build(samples::recording(), patch)?),
             World::Layout => Input::Layout(build(samples::layout_input(), patch)?),
-            World::Hook => Input::Hook(build(samples::finalized_file(), patch)?),
+            World::Hook | World::HookHttp => Input::Hook(build(samples::finalized_file(), patch)?),
         })
     }
 
@@ -187,7 +187,7 @@ fn call(ext: &Extension, patch: &Value) -> Result<Value, CallError> {
                     .map(|s| serde_json::to_value(s).unwrap_or_default()),
             )
         }
-        World::Hook => {
+        World::Hook | World::HookHttp => {
             let f = input(samples::finalized_file(), patch)?;
             to_json(
                 ext.on_finalized(&f)

@@ -11,11 +11,13 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{self, edgerec::ext};
 use crate::cache::{content_hash, ArtifactCache, Origin};
 use crate::error::ExtError;
 use crate::extension::{Extension, ExtensionSpec};
+use crate::http::HttpPolicy;
 use crate::limits::Limits;
 use crate::pool::{self, Gate};
 
@@ -78,6 +80,9 @@ pub(crate) struct State {
     pub memory: MemoryLimiter,
     pub config: Arc<[(String, String)]>,
     pub log: GuestLog,
+    pub http: WasiHttpCtx,
+    /// Where `wasi:http` requests may go (nowhere unless `hook-http`).
+    pub http_policy: HttpPolicy,
 }
 
 impl WasiView for State {
@@ -85,6 +90,16 @@ impl WasiView for State {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
         }
     }
 }
@@ -204,6 +219,10 @@ impl Host {
         // switched off in the context), but a component importing more than its
         // world's allowlist is refused before it is instantiated.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(ExtError::host)?;
+        // wasi:http likewise: only a hook-http extension may import it, and its
+        // requests go through `HttpPolicy`.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+            .map_err(ExtError::host)?;
         bindings::Host_::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
             .map_err(ExtError::host)?;
         let cache = match options.cache_dir {
@@ -248,6 +267,7 @@ impl Host {
         if !wasm.starts_with(b"\0asm") {
             return Err(ExtError::refused("not a WebAssembly file"));
         }
+        check_http_allow(&spec)?;
         let hash = content_hash(wasm);
         let started = std::time::Instant::now();
         let (component, origin) = match &self.cache {
@@ -289,4 +309,36 @@ impl Host {
         );
         Extension::new(spec, pre, hash, self.cap, imports.into(), self.gate.clone())
     }
+}
+
+/// A `hook-http` extension must be told where it may call (and only it may
+/// be); every prefix must be an http(s) URL with a host.
+fn check_http_allow(spec: &ExtensionSpec) -> Result<(), ExtError> {
+    if spec.world != crate::World::HookHttp {
+        if spec.http_allow.is_empty() {
+            return Ok(());
+        }
+        return Err(ExtError::refused(format!(
+            "http_allow is for hook-http extensions; {} is a {} extension",
+            spec.id, spec.world
+        )));
+    }
+    if spec.http_allow.is_empty() {
+        return Err(ExtError::refused(
+            "a hook-http extension needs http_allow: the URL prefixes it may reach",
+        ));
+    }
+    for p in &spec.http_allow {
+        let host = p
+            .strip_prefix("https://")
+            .or_else(|| p.strip_prefix("http://"))
+            .and_then(|rest| rest.split(['/', '?', '#']).next())
+            .unwrap_or("");
+        if host.is_empty() || host.contains('@') {
+            return Err(ExtError::refused(format!(
+                "http_allow entry {p:?} is not an http(s) URL prefix with a host"
+            )));
+        }
+    }
+    Ok(())
 }

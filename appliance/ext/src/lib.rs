@@ -4,7 +4,9 @@
 //! after a part is finalized — and cannot touch anything they were not given.
 //!
 //! - The interface is `wit/` (`edgerec:ext@0.1.0`): worlds `naming-ext`,
-//!   `layout-ext`, `hook-ext`; guests import only `log` and `config`.
+//!   `layout-ext`, `hook-ext`; guests import only `log` and `config`. The
+//!   opt-in `hook-http-ext` adds `wasi:http`, to the operator's allowlist
+//!   ([`http`]).
 //! - [`Host`]: one wasmtime `Engine` (fuel, epoch interruption), an epoch ticker
 //!   thread, compiled artifacts cached by content and engine hash.
 //! - [`Extension`]: an `InstancePre` and a fresh Store per call, limits per world
@@ -22,6 +24,7 @@ mod extension;
 pub mod fixture;
 mod grid;
 mod host;
+pub mod http;
 mod limits;
 mod manifest;
 pub mod output;

@@ -1,5 +1,5 @@
 //! `extension.toml`: what the daemon needs to know about a component besides
-//! its bytes (id, world, default config, limits, webhook prefixes). Operators'
+//! its bytes (id, world, default config, limits, webhook and HTTP prefixes). Operators'
 //! `[[extensions]]` entries use the same fields and override the manifest's.
 
 use std::collections::BTreeMap;
@@ -21,6 +21,8 @@ pub struct Manifest {
     pub limits: LimitOverrides,
     #[serde(default)]
     pub webhook_allow: Vec<String>,
+    #[serde(default)]
+    pub http_allow: Vec<String>,
     pub failure_limit: Option<u32>,
 }
 
@@ -49,6 +51,11 @@ impl Manifest {
                 spec.webhook_allow.push(p);
             }
         }
+        for p in self.http_allow {
+            if !spec.http_allow.contains(&p) {
+                spec.http_allow.push(p);
+            }
+        }
         if let Some(n) = self.failure_limit {
             spec.failure_limit = n;
         }
@@ -65,6 +72,7 @@ impl Manifest {
         spec.config = merged.into_iter().collect();
         spec.limits = self.limits;
         spec.webhook_allow = self.webhook_allow.clone();
+        spec.http_allow = self.http_allow.clone();
         if let Some(n) = self.failure_limit {
             spec.failure_limit = n;
         }

@@ -149,7 +149,7 @@ pub fn actions(actions: &[Action], webhook_allow: &[String]) -> Result<(), ExtEr
 /// Whether `url` is under `prefix`: an http(s) URL that starts with it, where a
 /// prefix that does not end in `/` must end where the URL's path, query or end
 /// begins (so `http://hooks:9000` does not allow `http://hooks:9000.evil.net`).
-fn url_allowed(url: &str, prefix: &str) -> bool {
+pub(crate) fn url_allowed(url: &str, prefix: &str) -> bool {
     let http = url.starts_with("http://") || url.starts_with("https://");
     let Some(rest) = url.strip_prefix(prefix) else {
         return false;

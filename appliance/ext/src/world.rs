@@ -1,5 +1,5 @@
-//! The three worlds an extension can target, what each may import, and the
-//! limits each gets unless the operator says otherwise.
+//! The worlds an extension can target, what each may import, and the limits
+//! each gets unless the operator says otherwise.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,10 @@ pub enum World {
     Naming,
     Layout,
     Hook,
+    /// A hook that may make HTTP requests itself, to the prefixes the operator
+    /// allowed (`http_allow`). The WIT world is `hook-http-ext`.
+    #[serde(rename = "hook-http")]
+    HookHttp,
 }
 
 /// The package every edgerec interface lives in.
@@ -42,20 +46,34 @@ const WASI_ALLOWED: &[&str] = &[
     "wasi:random/insecure-seed",
 ];
 
+/// What a `hook-http` extension may import on top of [`WASI_ALLOWED`].
+const WASI_HTTP: &[&str] = &["wasi:http/types", "wasi:http/outgoing-handler"];
+
 impl World {
-    pub const ALL: [World; 3] = [World::Naming, World::Layout, World::Hook];
+    pub const ALL: [World; 4] = [World::Naming, World::Layout, World::Hook, World::HookHttp];
 
     pub fn name(self) -> &'static str {
         match self {
             World::Naming => "naming",
             World::Layout => "layout",
             World::Hook => "hook",
+            World::HookHttp => "hook-http",
         }
+    }
+
+    /// Whether extensions of this world are called after a part is finalized
+    /// (and so can be bound as hooks).
+    pub fn is_hook(self) -> bool {
+        matches!(self, World::Hook | World::HookHttp)
     }
 
     /// The interface a component of this world must export.
     pub fn export(self) -> String {
-        format!("{PACKAGE}{}{VERSION}", self.name())
+        let iface = match self {
+            World::HookHttp => "hook",
+            w => w.name(),
+        };
+        format!("{PACKAGE}{iface}{VERSION}")
     }
 
     /// Why `import` (a component import name such as
@@ -68,7 +86,9 @@ impl World {
                 _ => Some(format!("imports {import}, which the host does not provide")),
             };
         }
-        if WASI_ALLOWED.contains(&unversioned) {
+        if WASI_ALLOWED.contains(&unversioned)
+            || (self == World::HookHttp && WASI_HTTP.contains(&unversioned))
+        {
             return None;
         }
         let what = match unversioned.split('/').next() {
@@ -77,8 +97,15 @@ impl World {
             Some("wasi:http") => "HTTP",
             _ => "an interface outside the allowlist",
         };
+        let hint = if self == World::Hook && unversioned.starts_with("wasi:http/") {
+            " (a hook that must call out targets hook-http-ext and is declared with world = \"hook-http\" and http_allow)"
+        } else if self == World::HookHttp {
+            " and wasi:http/outgoing-handler"
+        } else {
+            ""
+        };
         Some(format!(
-            "imports {import} ({what}); a {} extension may import only edgerec:ext/log, edgerec:ext/config and WASI stdio, clocks and random",
+            "imports {import} ({what}); a {} extension may import only edgerec:ext/log, edgerec:ext/config and WASI stdio, clocks and random{hint}",
             self.name()
         ))
     }
@@ -102,6 +129,13 @@ impl World {
                 deadline_ms: 100,
                 memory_bytes: 64 << 20,
             },
+            // Fuel counts only the guest's own work; the deadline also bounds
+            // the time its requests wait on the network.
+            World::HookHttp => Limits {
+                fuel: 100_000_000,
+                deadline_ms: 1_000,
+                memory_bytes: 64 << 20,
+            },
         }
     }
 }
@@ -118,7 +152,9 @@ impl std::str::FromStr for World {
         World::ALL
             .into_iter()
             .find(|w| w.name() == s)
-            .ok_or_else(|| format!("unknown world {s:?}: expected naming, layout or hook"))
+            .ok_or_else(|| {
+                format!("unknown world {s:?}: expected naming, layout, hook or hook-http")
+            })
     }
 }
 
@@ -144,5 +180,22 @@ mod tests {
             .is_some());
         assert!(w.refuse_import("edgerec:ext/naming@0.1.0").is_some());
         assert!(w.refuse_import("acme:spy/all").is_some());
+    }
+
+    #[test]
+    fn only_hook_http_may_import_http_and_still_no_sockets() {
+        let plain = World::Hook.refuse_import("wasi:http/outgoing-handler@0.2.12");
+        assert!(plain.unwrap().contains("hook-http"));
+        let h = World::HookHttp;
+        assert_eq!(h.refuse_import("wasi:http/outgoing-handler@0.2.12"), None);
+        assert_eq!(h.refuse_import("wasi:http/types@0.2.0"), None);
+        assert!(h
+            .refuse_import("wasi:http/incoming-handler@0.2.12")
+            .is_some());
+        assert!(h.refuse_import("wasi:sockets/tcp@0.2.12").is_some());
+        assert!(h.refuse_import("wasi:filesystem/preopens@0.2.12").is_some());
+        assert_eq!(h.export(), "edgerec:ext/hook@0.1.0");
+        assert!(h.is_hook() && World::Hook.is_hook() && !World::Naming.is_hook());
+        assert_eq!("hook-http".parse::<World>(), Ok(World::HookHttp));
     }
 }

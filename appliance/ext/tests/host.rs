@@ -25,6 +25,8 @@ fn every_example_passes_its_fixtures() {
         "speaker-layout",
         "tag-hook",
         "webhook-hook",
+        "tidy-hook",
+        "catalog-hook",
     ] {
         let dir = repo().join("extensions").join(name);
         let manifest =
@@ -266,4 +268,185 @@ fn a_self_test_catches_a_broken_extension_before_it_is_swapped_in() {
     spec.config = vec![("mode".into(), "loop".into())];
     let bad = host.load(spec, &wasm(guests(), "hostile")).unwrap();
     assert!(bad.self_test().is_err());
+}
+
+/// A one-route HTTP server on a free port: answers every request with
+/// `status` and `body` (after `delay`), and keeps each request's head and body.
+struct Catalog {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Catalog {
+    fn start(status: u16, body: &'static str, delay: Duration) -> Catalog {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let (mut head, mut len) = (String::new(), 0usize);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut req = vec![0; len];
+                let _ = r.read_exact(&mut req);
+                g.lock()
+                    .unwrap()
+                    .push((head, String::from_utf8_lossy(&req).into_owned()));
+                std::thread::sleep(delay);
+                let _ = (&conn).write_all(
+                    format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Catalog { port, got }
+    }
+
+    fn requests(&self) -> Vec<(String, String)> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn catalog_spec(url: &str, allow: &str) -> ExtensionSpec {
+    let mut spec = ExtensionSpec::new("catalog", World::HookHttp);
+    spec.config = vec![("url".into(), url.into()), ("token".into(), "k1".into())];
+    spec.http_allow = vec![allow.into()];
+    spec
+}
+
+#[test]
+fn a_hook_http_extension_reads_the_answer_of_an_allowed_url() {
+    let host = host();
+    let catalog = Catalog::start(201, r#"{"asset_id":"A-17","state":"new"}"#, Duration::ZERO);
+    let base = format!("http://127.0.0.1:{}/assets", catalog.port);
+    let ext = host
+        .load(
+            catalog_spec(&base, &base),
+            &wasm(examples(), "catalog-hook"),
+        )
+        .unwrap();
+    // The self-test denies every request: the hook answers with its own error,
+    // which a self-test accepts, and nothing reaches the catalog.
+    ext.self_test().unwrap();
+    assert!(catalog.requests().is_empty());
+
+    let file = samples::finalized_file();
+    let actions = ext.on_finalized(&file).unwrap();
+    match &actions[..] {
+        [edgerec_ext::Action::Tag(tags)] => {
+            assert_eq!(tags, &[("catalog-asset".to_string(), "A-17".to_string())])
+        }
+        other => panic!("{other:?}"),
+    }
+    let reqs = catalog.requests();
+    assert_eq!(reqs.len(), 1);
+    let (head, body) = &reqs[0];
+    assert!(head.starts_with("POST /assets HTTP/1.1"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer k1"),
+        "{head}"
+    );
+    assert!(
+        body.contains(&file.recording.id) && body.contains(&file.path),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_hook_http_request_outside_the_allowlist_never_leaves_the_host() {
+    let host = host();
+    let catalog = Catalog::start(201, r#"{"asset_id":"A-1"}"#, Duration::ZERO);
+    let allow = format!("http://127.0.0.1:{}/assets", catalog.port);
+    for url in [
+        format!("http://127.0.0.1:{}/admin", catalog.port),
+        format!("http://127.0.0.1:{}/assetsX", catalog.port),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+    ] {
+        let ext = host
+            .load(
+                catalog_spec(&url, &allow),
+                &wasm(examples(), "catalog-hook"),
+            )
+            .unwrap();
+        match ext.on_finalized(&samples::finalized_file()) {
+            Err(ExtError::Extension { message, .. }) => {
+                assert!(message.contains("HttpRequestDenied"), "{url}: {message}")
+            }
+            other => panic!("{url}: expected the guest's error, got {other:?}"),
+        }
+    }
+    assert!(catalog.requests().is_empty(), "{:?}", catalog.requests());
+}
+
+#[test]
+fn a_slow_server_cannot_hold_a_hook_past_its_deadline() {
+    let host = host();
+    let catalog = Catalog::start(201, r#"{"asset_id":"A-1"}"#, Duration::from_secs(10));
+    let base = format!("http://127.0.0.1:{}/assets", catalog.port);
+    let mut spec = catalog_spec(&base, &base);
+    spec.limits.deadline_ms = Some(300);
+    let ext = host.load(spec, &wasm(examples(), "catalog-hook")).unwrap();
+    let started = Instant::now();
+    let r = ext.on_finalized(&samples::finalized_file());
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            r,
+            Err(ExtError::Timeout { .. }) | Err(ExtError::Extension { .. })
+        ),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(2), "held for {took:?}");
+    assert_eq!(catalog.requests().len(), 1);
+}
+
+#[test]
+fn http_is_granted_only_to_hook_http_with_an_allowlist() {
+    let host = host();
+    let wasm = wasm(examples(), "catalog-hook");
+    let refused = |spec: ExtensionSpec| match host.load(spec, &wasm) {
+        Err(ExtError::Refused { reason }) => reason,
+        Err(e) => panic!("expected a refusal, got {e}"),
+        Ok(_) => panic!("loaded"),
+    };
+    // As a plain hook: it imports wasi:http, which only hook-http may.
+    let why = refused(ExtensionSpec::new("c", World::Hook));
+    assert!(
+        why.contains("wasi:http/") && why.contains("hook-http"),
+        "{why}"
+    );
+    // As hook-http without an allowlist.
+    let why = refused(ExtensionSpec::new("c", World::HookHttp));
+    assert!(why.contains("needs http_allow"), "{why}");
+    // An allowlist entry that is not a URL prefix with a host.
+    let mut spec = ExtensionSpec::new("c", World::HookHttp);
+    spec.http_allow = vec!["http://".into()];
+    assert!(refused(spec).contains("not an http(s) URL prefix"));
+    // An allowlist on another world.
+    let mut spec = ExtensionSpec::new("n", World::Naming);
+    spec.http_allow = vec!["http://127.0.0.1/".into()];
+    let why = match host.load(spec, &common::wasm(examples(), "date-tree-naming")) {
+        Err(ExtError::Refused { reason }) => reason,
+        other => panic!("{:?}", other.err()),
+    };
+    assert!(
+        why.contains("only for hook-http") || why.contains("for hook-http"),
+        "{why}"
+    );
 }

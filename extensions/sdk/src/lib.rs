@@ -62,6 +62,21 @@ pub mod hook_world {
     });
 }
 
+/// Import-only bindings for `wasi:http` (its `imports` world), behind [`http`].
+/// A hook that calls them is exported with `export_hook!` as any other: the
+/// component then imports `wasi:http/outgoing-handler` on top of `hook-ext`,
+/// which is the `hook-http-ext` world.
+#[doc(hidden)]
+pub mod http_imports {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "wasi:http/imports@0.2.12",
+        generate_all,
+    });
+}
+
+pub mod http;
+
 pub use hook_world::export_hook;
 pub use layout_world::export_layout;
 pub use naming_world::export_naming;
@@ -92,7 +107,8 @@ pub mod layout {
     pub use crate::types::{attr, Track, TrackKind};
 }
 
-/// A hook extension: implement [`hook::Hook`], then `export_hook!(YourType)`.
+/// A hook extension: implement [`hook::Hook`], then `export_hook!(YourType)`
+/// A hook that calls out itself uses [`http`] and is declared `world = "hook-http"`.
 pub mod hook {
     pub use crate::hook_world::exports::edgerec::ext::hook::Guest as Hook;
     pub use crate::hook_world::exports::edgerec::ext::hook::*;
