@@ -639,9 +639,26 @@ fn br2_external_tree_is_what_buildroot_expects() {
         configs.iter().all(|c| c.ends_with("_defconfig")),
         "{configs:?}"
     );
+    // Symbols checked against Buildroot's own Config.in files (a misspelt or
+    // removed one is dropped silently by `make *_defconfig`).
+    let known: std::collections::HashSet<String> = read("br2-symbols.txt")
+        .lines()
+        .filter(|l| l.starts_with("BR2_"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
     for c in &configs {
         let text = read(&format!("configs/{c}"));
         assert!(text.contains("BR2_PACKAGE_EDGEREC=y"), "{c}");
+        // `BR2_X=...` and `# BR2_X is not set`.
+        for l in text.lines().map(|l| l.trim_start_matches("# ")) {
+            if l.starts_with("BR2_") {
+                let sym = l.split(['=', ' ']).next().unwrap_or(l);
+                assert!(
+                    known.contains(sym),
+                    "{c}: {sym} is not in br2-symbols.txt: check Buildroot defines it, then list it"
+                );
+            }
+        }
         for l in text
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
