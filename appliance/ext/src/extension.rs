@@ -17,7 +17,7 @@ use crate::bindings::exports::edgerec::ext::{hook, layout, naming};
 use crate::bindings::{Action, FinalizedFile, GuestError, LayoutInput, Recording, Scene};
 use crate::error::ExtError;
 use crate::host::{GuestLog, MemoryLimiter, State, TICK};
-use crate::http::HttpPolicy;
+use crate::http::{CannedHttp, HttpGrant, HttpPolicy};
 use crate::limits::{LimitOverrides, Limits};
 use crate::output;
 use crate::pool::{self, Gate};
@@ -74,7 +74,7 @@ pub struct Extension {
     id: Arc<str>,
     config: Arc<[(String, String)]>,
     /// Where its `wasi:http` requests may go (`hook-http` only).
-    http_allow: Arc<[String]>,
+    http: HttpGrant,
     limits: Limits,
     /// The operator's ceiling this extension was loaded under.
     cap: Limits,
@@ -144,7 +144,10 @@ impl Extension {
         Ok(Extension {
             id: spec.id.as_str().into(),
             config: config.into(),
-            http_allow: spec.http_allow.clone().into(),
+            http: HttpGrant {
+                allow: spec.http_allow.clone().into(),
+                canned: None,
+            },
             limits,
             cap,
             hash,
@@ -246,7 +249,7 @@ impl Extension {
             return Err(self.wrong_world(World::Naming));
         };
         self.call(
-            &self.http_allow,
+            &self.http,
             |store, instance| {
                 let guest = idx.load(&mut *store, instance)?;
                 guest.call_name(&mut *store, rec)
@@ -261,7 +264,7 @@ impl Extension {
             return Err(self.wrong_world(World::Layout));
         };
         self.call(
-            &self.http_allow,
+            &self.http,
             |store, instance| {
                 let guest = idx.load(&mut *store, instance)?;
                 guest.call_compute(&mut *store, input)
@@ -277,20 +280,29 @@ impl Extension {
     /// The actions for a finalized file, checked (paths inside the root,
     /// webhooks only to allowed prefixes).
     pub fn on_finalized(&self, file: &FinalizedFile) -> Result<Vec<Action>, ExtError> {
-        self.hook_call(file, &self.http_allow)
+        self.hook_call(file, &self.http)
     }
 
-    /// `on_finalized` with `wasi:http` requests allowed to `http_allow`.
-    fn hook_call(
+    /// `on_finalized` with the `wasi:http` requests the allowlist lets
+    /// through answered from `canned` instead of the network (fixtures).
+    pub fn on_finalized_answered(
         &self,
         file: &FinalizedFile,
-        http_allow: &Arc<[String]>,
+        canned: Arc<[CannedHttp]>,
     ) -> Result<Vec<Action>, ExtError> {
+        let grant = HttpGrant {
+            allow: self.http.allow.clone(),
+            canned: Some(canned),
+        };
+        self.hook_call(file, &grant)
+    }
+
+    fn hook_call(&self, file: &FinalizedFile, http: &HttpGrant) -> Result<Vec<Action>, ExtError> {
         let Some(idx) = &self.hook else {
             return Err(self.wrong_world(World::Hook));
         };
         self.call(
-            http_allow,
+            http,
             |store, instance| {
                 let guest = idx.load(&mut *store, instance)?;
                 guest.call_on_finalized(&mut *store, file)
@@ -314,7 +326,7 @@ impl Extension {
     /// failures in a row.
     fn call<R, T>(
         &self,
-        http_allow: &Arc<[String]>,
+        http: &HttpGrant,
         f: impl FnOnce(&mut Store<State>, &Instance) -> wasmtime::Result<R>,
         check: impl FnOnce(R) -> Result<T, ExtError>,
     ) -> Result<T, ExtError> {
@@ -375,7 +387,7 @@ impl Extension {
                 http: WasiHttpCtx::new(),
                 http_policy: HttpPolicy::new(
                     self.id.clone(),
-                    http_allow.clone(),
+                    http.clone(),
                     started + Duration::from_millis(self.limits.deadline_ms),
                 ),
             },
@@ -489,7 +501,7 @@ impl Extension {
             World::Naming => self.name(&crate::samples::recording()).map(drop),
             World::Layout => self.layout(&crate::samples::layout_input()).map(drop),
             World::Hook | World::HookHttp => self
-                .hook_call(&crate::samples::finalized_file(), &Arc::from([]))
+                .hook_call(&crate::samples::finalized_file(), &HttpGrant::default())
                 .map(drop),
         };
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();

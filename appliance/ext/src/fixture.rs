@@ -11,6 +11,9 @@
 //! [`crate::samples`]), so a fixture says only what matters to it; `config`
 //! overrides the manifest's; `expect` is `{"ok": <answer as JSON>}` or
 //! `{"error": "<kind>"}` (`extension-error`, `invalid-output`, `timeout`, ...).
+//! A `hook-http` fixture may give `"http": [{"url": ..., "method": ...,
+//! "status": ..., "headers": [[k, v]], "body": ...}]`: its requests (still held
+//! to `http-allow`) are then answered from that list, never the network.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::extension::Extension;
+use crate::http::CannedHttp;
 use crate::manifest::Manifest;
 use crate::world::World;
 use crate::{samples, ExtError, Host};
@@ -33,6 +37,9 @@ struct Fixture {
     config: BTreeMap<String, String>,
     #[serde(default)]
     input: Value,
+    /// Answers for the extension's HTTP requests (none: the network).
+    #[serde(default)]
+    http: Option<Vec<CannedHttp>>,
     expect: Expect,
 }
 
@@ -85,7 +92,7 @@ pub fn run_dir(
             .reconfigured(manifest.spec(&fx.config)?)
             .map_err(|e| e.to_string())?;
         let started = Instant::now();
-        let got = call(&ext, &fx.input);
+        let got = call(&ext, &fx.input, fx.http.map(Into::into));
         let took = started.elapsed();
         let failure = match (&fx.expect, got) {
             (_, Err(CallError::Input(e))) => Some(format!("input: {e}")),
@@ -162,7 +169,11 @@ enum CallError {
     Ext(ExtError),
 }
 
-fn call(ext: &Extension, patch: &Value) -> Result<Value, CallError> {
+fn call(
+    ext: &Extension,
+    patch: &Value,
+    canned: Option<std::sync::Arc<[CannedHttp]>>,
+) -> Result<Value, CallError> {
     fn input<T: serde::Serialize + serde::de::DeserializeOwned>(
         sample: T,
         patch: &Value,
@@ -189,10 +200,11 @@ fn call(ext: &Extension, patch: &Value) -> Result<Value, CallError> {
         }
         World::Hook | World::HookHttp => {
             let f = input(samples::finalized_file(), patch)?;
-            to_json(
-                ext.on_finalized(&f)
-                    .map(|a| serde_json::to_value(a).unwrap_or_default()),
-            )
+            let actions = match canned {
+                Some(c) => ext.on_finalized_answered(&f, c),
+                None => ext.on_finalized(&f),
+            };
+            to_json(actions.map(|a| serde_json::to_value(a).unwrap_or_default()))
         }
     }
 }
