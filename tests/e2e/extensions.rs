@@ -443,6 +443,14 @@ extension = "catalog"
     let d = Daemon::start_with_config(&config, &[]);
     let ext = d.get("/v1/extensions/catalog");
     assert_eq!(ext["world"], "hook-http", "{ext}");
+    // What it may reach: the manifest's prefix and the operator's.
+    let allowed = ext["http_allow"].as_array().unwrap();
+    assert!(
+        allowed.contains(&serde_json::json!(format!(
+            "http://127.0.0.1:{port}/assets"
+        ))),
+        "{ext}"
+    );
     let src = source(3, 30);
     let (ok, err) = finish(publish(&src, &d.rtmp_url("live/cam4")));
     assert!(ok, "ffmpeg: {err}");

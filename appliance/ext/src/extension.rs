@@ -114,6 +114,12 @@ pub struct ExtensionStatus {
     pub world: World,
     pub sha256: String,
     pub limits: Limits,
+    /// Where its webhook actions may POST, and (hook-http) where its own
+    /// requests may go: what the operator granted, at a glance.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhook_allow: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http_allow: Vec<String>,
     pub state: &'static str,
     pub disabled_because: Option<String>,
     #[serde(flatten)]
@@ -200,6 +206,8 @@ impl Extension {
             world: self.spec.world,
             sha256: self.hash.clone(),
             limits: self.limits,
+            webhook_allow: self.spec.webhook_allow.clone(),
+            http_allow: self.spec.http_allow.clone(),
             state: if disabled.is_some() {
                 "disabled"
             } else {
