@@ -410,7 +410,14 @@ pub fn tls_acceptor(
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("rtmp.tls_key {}: {e}", key.display()))?;
-    let config = tokio_rustls::rustls::ServerConfig::builder()
+    // The provider is named, not left to the process default: with more than
+    // one rustls backend in the build (wasmtime-wasi-http brings ring) there
+    // is no default to pick.
+    use tokio_rustls::rustls;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("RTMPS: {e}"))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("RTMPS certificate: {e}"))?;
