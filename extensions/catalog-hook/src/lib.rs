@@ -10,27 +10,11 @@
 //! `authorization: Bearer ...` when set). A non-2xx answer or a network error
 //! is an error, so the host retries the hook with backoff.
 
-use edgerec_ext_sdk::config;
 use edgerec_ext_sdk::hook::{Action, ExtError, FinalizedFile, Hook};
 use edgerec_ext_sdk::http;
+use edgerec_ext_sdk::{config, json_str};
 
 struct Register;
-
-/// A JSON string literal (the guest stays small without serde).
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// The string value of `key` in a flat JSON object (`{"asset_id":"A-17",...}`),
 /// escapes other than `\"` and `\\` left as they are.

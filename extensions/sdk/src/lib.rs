@@ -141,6 +141,23 @@ pub mod log {
     }
 }
 
+/// `s` as a JSON string literal, quotes included: guests build small JSON
+/// bodies by hand and stay small without serde.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Calendar date of a Unix time in milliseconds, UTC: `(year, month, day, hour,
 /// minute, second)`. Guests have no clock or time zone database; the recording's
 /// start is all a name needs.

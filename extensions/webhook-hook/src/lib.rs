@@ -5,26 +5,10 @@
 //! Config: `url` (required), `token` (sent as `authorization: Bearer ...` when
 //! set).
 
-use edgerec_ext_sdk::config;
 use edgerec_ext_sdk::hook::{Action, ExtError, FinalizedFile, Hook, Webhook};
+use edgerec_ext_sdk::{config, json_str};
 
 struct Announce;
-
-/// A JSON string literal (the guest stays small without serde).
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 impl Hook for Announce {
     fn on_finalized(file: FinalizedFile) -> Result<Vec<Action>, ExtError> {
