@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -111,10 +112,29 @@ class Proc:
 
 
 def usage(procs):
-    cpu = sum(p.rusage.ru_utime + p.rusage.ru_stime for p in procs)
+    user = sum(p.rusage.ru_utime for p in procs)
+    sys_ = sum(p.rusage.ru_stime for p in procs)
     rss = sum(p.rusage.ru_maxrss for p in procs) * 1024
     written = sum(p.rusage.ru_oublock for p in procs) * 512
-    return cpu, rss, written
+    return user, sys_, rss, written
+
+
+def base_system(spec):
+    """`edgerec[storage.o_direct=true]` → `edgerec`."""
+    return spec.split("[", 1)[0]
+
+
+def settings_env(spec):
+    """The EDGEREC_* variables of a variant: `edgerec[storage.sync=finalize;rtmp.read_coalesce=50ms]`
+    runs edgerec with EDGEREC_STORAGE__SYNC=finalize EDGEREC_RTMP__READ_COALESCE=50ms."""
+    if "[" not in spec:
+        return {}
+    body = spec.split("[", 1)[1].rstrip("]")
+    env = {}
+    for kv in filter(None, body.split(";")):
+        key, _, value = kv.partition("=")
+        env["EDGEREC_" + key.strip().upper().replace(".", "__")] = value.strip()
+    return env
 
 
 # ---------------------------------------------------------------- systems under test
@@ -123,13 +143,14 @@ def usage(procs):
 class Edgerec:
     name = "edgerec"
 
-    def __init__(self, bins, work, n):
+    def __init__(self, bins, work, n, settings=None):
         self.bins, self.work, self.n = bins, work, n
+        self.settings = settings or {}
         self.http, self.rtmp = free_port(), free_port()
         self.url = f"rtmp://127.0.0.1:{self.rtmp}/live/feed{{i}}"
 
     def start(self):
-        env = dict(os.environ, EDGEREC_API_KEY=API_KEY, RUST_LOG="warn")
+        env = dict(os.environ, EDGEREC_API_KEY=API_KEY, RUST_LOG="warn", **self.settings)
         self.procs = [Proc([os.path.join(self.bins, "edgerec"), "serve",
                             "--data-dir", os.path.join(self.work, "data"),
                             "--http", f"127.0.0.1:{self.http}",
@@ -353,10 +374,11 @@ def count_frames(path):
 
 
 def run_one(system, n, args, bins, scratch):
-    work = os.path.join(scratch, f"{system}-{n}")
+    work = os.path.join(scratch, re.sub(r"[^A-Za-z0-9_.-]+", "_", system) + f"-{n}")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    sut = CLASSES[system](bins, work, n)
+    cls = CLASSES[base_system(system)]
+    sut = cls(bins, work, n, settings_env(system)) if cls is Edgerec else cls(bins, work, n)
     log(f"== {system}, {n} feeds x {args.duration:g} s")
     t0 = time.time()
     sut.start()
@@ -380,7 +402,8 @@ def run_one(system, n, args, bins, scratch):
     except ValueError:
         with open(os.path.join(work, "loadgen.log")) as fh:
             raise RuntimeError(f"load generator failed: {fh.read()[-2000:]}")
-    cpu, rss, blocks = usage(sut.procs)
+    user, sys_, rss, blocks = usage(sut.procs)
+    cpu = user + sys_
     gen_cpu = gen.rusage.ru_utime + gen.rusage.ru_stime
 
     # Every feed's output against what was due (a live source does not wait).
@@ -411,6 +434,8 @@ def run_one(system, n, args, bins, scratch):
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 3),
         "cpu_ms_per_feed_s": round(cpu * 1000 / feed_seconds, 3),
+        "cpu_user_ms_per_feed_s": round(user * 1000 / feed_seconds, 3),
+        "cpu_sys_ms_per_feed_s": round(sys_ * 1000 / feed_seconds, 3),
         "peak_rss_bytes": rss,
         "rss_per_feed_bytes": rss // n,
         "output_bytes_per_feed_s": round(out_bytes / feed_seconds),
@@ -481,13 +506,15 @@ def report(results, micro, args, out_dir, started):
              "processes' peaks / N), bytes written to disk per feed-second (block writes, from "
              "wait4), frames lost (every output file counted by ffprobe against the frames due), "
              "and ratios to edgerec at the same N (higher = edgerec better).", "",
-             "| system | N | CPU ms / feed-s | × edgerec | RSS / feed | × edgerec | disk KB / feed-s "
-             "| frames lost | generator CPU ms / feed-s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in sorted(results, key=lambda r: (r["feeds"], SYSTEMS.index(r["system"]))):
+             "| system | N | CPU ms / feed-s | user / sys | × edgerec | RSS / feed | × edgerec "
+             "| disk KB / feed-s | frames lost | generator CPU ms / feed-s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    order = systems_in_order(results)
+    for r in sorted(results, key=lambda r: (r["feeds"], order.index(r["system"]))):
         e = by.get(("edgerec", r["feeds"]))
         lines.append(
             f"| {r['system']} | {r['feeds']} | {r['cpu_ms_per_feed_s']:.2f} | "
+            f"{r.get('cpu_user_ms_per_feed_s', 0):.2f} / {r.get('cpu_sys_ms_per_feed_s', 0):.2f} | "
             f"{ratio(r['cpu_ms_per_feed_s'], e['cpu_ms_per_feed_s']) if e else '–'} | "
             f"{r['rss_per_feed_bytes'] / 1024:.0f} KiB | "
             f"{ratio(r['rss_per_feed_bytes'], e['rss_per_feed_bytes']) if e else '–'} | "
@@ -553,12 +580,18 @@ def scaling_note(ed, results):
                    " No resource was exhausted at the largest N run.")
 
 
+def systems_in_order(results):
+    """The systems run, peers in SYSTEMS order, each variant after its base."""
+    names = list(dict.fromkeys(r["system"] for r in results))
+    return sorted(names, key=lambda s: (SYSTEMS.index(base_system(s)), s != base_system(s)))
+
+
 def plot(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for s in SYSTEMS:
+    for s in systems_in_order(results):
         rs = [r for r in results if r["system"] == s]
         if not rs:
             continue
@@ -607,7 +640,9 @@ def main():
     ap.add_argument("--source", required=True)
     ap.add_argument("--source-desc", default="the source")
     ap.add_argument("--feeds", default="10,50,100,200,500")
-    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help="comma-separated; edgerec[key=value;...] is a variant with those "
+                         "settings (e.g. edgerec[storage.o_direct=true])")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--ramp", type=float, default=2.0)
     ap.add_argument("--out", required=True)
