@@ -327,7 +327,8 @@ class Gstreamer:
         return sorted(glob.glob(os.path.join(self.work, "out", f"feed{i}.mp4")))
 
     def extra(self):
-        cpu, rss, _ = usage([self.relay])
+        user, sys_, rss, _ = usage([self.relay])
+        cpu = user + sys_
         return {"relay_cpu_s": cpu, "relay_rss": rss}
 
 
