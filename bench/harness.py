@@ -8,6 +8,7 @@ writes. Every output file is counted with ffprobe against what the generator sen
 """
 
 import argparse
+import collections
 import concurrent.futures
 import datetime
 import glob
@@ -111,12 +112,20 @@ class Proc:
             self.reap(30)
 
 
+class Usage(collections.namedtuple("Usage", "user sys rss written")):
+    """What wait4 reported for a system's processes: CPU seconds in user space and
+    in the kernel, summed peak RSS and block writes in bytes."""
+
+    @property
+    def cpu(self):
+        return self.user + self.sys
+
+
 def usage(procs):
-    user = sum(p.rusage.ru_utime for p in procs)
-    sys_ = sum(p.rusage.ru_stime for p in procs)
-    rss = sum(p.rusage.ru_maxrss for p in procs) * 1024
-    written = sum(p.rusage.ru_oublock for p in procs) * 512
-    return user, sys_, rss, written
+    return Usage(user=sum(p.rusage.ru_utime for p in procs),
+                 sys=sum(p.rusage.ru_stime for p in procs),
+                 rss=sum(p.rusage.ru_maxrss for p in procs) * 1024,
+                 written=sum(p.rusage.ru_oublock for p in procs) * 512)
 
 
 def base_system(spec):
@@ -327,9 +336,8 @@ class Gstreamer:
         return sorted(glob.glob(os.path.join(self.work, "out", f"feed{i}.mp4")))
 
     def extra(self):
-        user, sys_, rss, _ = usage([self.relay])
-        cpu = user + sys_
-        return {"relay_cpu_s": cpu, "relay_rss": rss}
+        u = usage([self.relay])
+        return {"relay_cpu_s": u.cpu, "relay_rss": u.rss}
 
 
 CLASSES = {c.name: c for c in (Edgerec, NginxRtmp, FfmpegPerFeed, Gstreamer)}
@@ -374,12 +382,28 @@ def count_frames(path):
     return v, a
 
 
+def check_system(spec):
+    """Refuses, before anything runs, a system that is not known or a variant of
+    one that takes no settings (only edgerec does)."""
+    base = base_system(spec)
+    if base not in CLASSES:
+        raise SystemExit(f"unknown system {spec!r} (known: {', '.join(SYSTEMS)})")
+    if base != Edgerec.name and settings_env(spec):
+        raise SystemExit(f"{spec!r}: only edgerec takes settings")
+
+
+def make_system(spec, bins, work, n):
+    """The system under test that `spec` names."""
+    if base_system(spec) == Edgerec.name:
+        return Edgerec(bins, work, n, settings_env(spec))
+    return CLASSES[spec](bins, work, n)
+
+
 def run_one(system, n, args, bins, scratch):
     work = os.path.join(scratch, re.sub(r"[^A-Za-z0-9_.-]+", "_", system) + f"-{n}")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    cls = CLASSES[base_system(system)]
-    sut = cls(bins, work, n, settings_env(system)) if cls is Edgerec else cls(bins, work, n)
+    sut = make_system(system, bins, work, n)
     log(f"== {system}, {n} feeds x {args.duration:g} s")
     t0 = time.time()
     sut.start()
@@ -403,8 +427,8 @@ def run_one(system, n, args, bins, scratch):
     except ValueError:
         with open(os.path.join(work, "loadgen.log")) as fh:
             raise RuntimeError(f"load generator failed: {fh.read()[-2000:]}")
-    user, sys_, rss, blocks = usage(sut.procs)
-    cpu = user + sys_
+    u = usage(sut.procs)
+    cpu, rss = u.cpu, u.rss
     gen_cpu = gen.rusage.ru_utime + gen.rusage.ru_stime
 
     # Every feed's output against what was due (a live source does not wait).
@@ -435,12 +459,12 @@ def run_one(system, n, args, bins, scratch):
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 3),
         "cpu_ms_per_feed_s": round(cpu * 1000 / feed_seconds, 3),
-        "cpu_user_ms_per_feed_s": round(user * 1000 / feed_seconds, 3),
-        "cpu_sys_ms_per_feed_s": round(sys_ * 1000 / feed_seconds, 3),
+        "cpu_user_ms_per_feed_s": round(u.user * 1000 / feed_seconds, 3),
+        "cpu_sys_ms_per_feed_s": round(u.sys * 1000 / feed_seconds, 3),
         "peak_rss_bytes": rss,
         "rss_per_feed_bytes": rss // n,
         "output_bytes_per_feed_s": round(out_bytes / feed_seconds),
-        "disk_write_bytes_per_feed_s": round(blocks / feed_seconds),
+        "disk_write_bytes_per_feed_s": round(u.written / feed_seconds),
         "frames_due": n * (due_v + due_a),
         "frames_lost": lost,
         "frames_extra": extra,
@@ -515,7 +539,7 @@ def report(results, micro, args, out_dir, started):
         e = by.get(("edgerec", r["feeds"]))
         lines.append(
             f"| {r['system']} | {r['feeds']} | {r['cpu_ms_per_feed_s']:.2f} | "
-            f"{r.get('cpu_user_ms_per_feed_s', 0):.2f} / {r.get('cpu_sys_ms_per_feed_s', 0):.2f} | "
+            f"{r['cpu_user_ms_per_feed_s']:.2f} / {r['cpu_sys_ms_per_feed_s']:.2f} | "
             f"{ratio(r['cpu_ms_per_feed_s'], e['cpu_ms_per_feed_s']) if e else '–'} | "
             f"{r['rss_per_feed_bytes'] / 1024:.0f} KiB | "
             f"{ratio(r['rss_per_feed_bytes'], e['rss_per_feed_bytes']) if e else '–'} | "
@@ -661,9 +685,12 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.scratch, exist_ok=True)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    systems = args.systems.split(",")
+    for s in systems:
+        check_system(s)
     results, stopped = [], set()
     for n in [int(x) for x in args.feeds.split(",")]:
-        for s in args.systems.split(","):
+        for s in systems:
             if s in stopped:
                 continue
             prev = [r for r in results if r["system"] == s]
