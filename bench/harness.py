@@ -35,10 +35,25 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+_next_port = 20000 + (os.getpid() * 97) % 12000
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free for TCP and UDP, below the kernel's ephemeral range (32768 up):
+    a port from bind(0) is also handed to the next outgoing connection (the
+    publishers' hundreds of them), which may then hold it when a server binds it."""
+    global _next_port
+    for _ in range(12000):
+        port = _next_port
+        _next_port = 20000 + (_next_port - 20000 + 1) % 12000
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port in 20000..32000")
 
 
 def listening_ports():

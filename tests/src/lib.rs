@@ -46,12 +46,37 @@ pub fn binary() -> PathBuf {
     workspace().join("target/debug/edgerec")
 }
 
+/// A port free for TCP and UDP on every address, for a daemon to bind next.
+///
+/// Taken below the kernel's ephemeral range (`ip_local_port_range`, 32768 and up
+/// here): a port the kernel hands out for `bind(0)` is also handed to the next
+/// outgoing connection (ffmpeg's, the daemon's own), which then holds it when the
+/// daemon binds it (a CI run failed on exactly that, "Address already in use").
+/// Each test process walks its own stretch (from its pid) so parallel test
+/// binaries rarely meet, and skips a port anything already holds.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::net::UdpSocket;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 97) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        let free = TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("0.0.0.0", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// A running daemon.
