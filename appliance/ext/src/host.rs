@@ -52,15 +52,18 @@ pub struct Host {
     ticker: Option<Ticker>,
 }
 
-/// Advances the engine's epoch every [`TICK`] until dropped.
+/// Advances the engine's epoch every [`TICK`] while a call is in flight, until
+/// dropped.
 struct Ticker {
     stop: Arc<AtomicBool>,
+    gate: Arc<Gate>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.gate.wake_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -230,13 +233,17 @@ impl Host {
             None => None,
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(Gate::new(pool::SLOTS));
         let thread = {
-            let engine = engine.clone();
-            let stop = stop.clone();
+            let (engine, stop, gate) = (engine.clone(), stop.clone(), gate.clone());
             std::thread::Builder::new()
                 .name("ext-epoch".into())
                 .spawn(move || {
+                    // Ticks only while a call is in flight: deadlines count
+                    // ticks from their call's start, so a paused epoch costs
+                    // nothing, and an idle box is not woken 500 times a second.
                     while !stop.load(Ordering::Relaxed) {
+                        gate.wait_busy(&stop);
                         std::thread::sleep(TICK);
                         engine.increment_epoch();
                     }
@@ -248,9 +255,10 @@ impl Host {
             linker,
             cache,
             cap: options.cap,
-            gate: Arc::new(Gate::new(pool::SLOTS)),
+            gate: gate.clone(),
             ticker: Some(Ticker {
                 stop,
+                gate,
                 thread: Some(thread),
             }),
         })

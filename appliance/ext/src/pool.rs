@@ -8,8 +8,11 @@
 //! instance starts without mmap or the process-wide mmap lock.
 //!
 //! Hand-written gate: a Mutex/Condvar counter with a timeout is all it takes;
-//! calls run on blocking threads, so an async semaphore would not fit.
+//! calls run on blocking threads, so an async semaphore would not fit. The
+//! same counter tells the epoch ticker when a call is in flight, so an idle
+//! host does not wake every tick.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,8 +63,11 @@ pub fn memory_reservation(cap: Limits) -> usize {
 /// Counts free slots; [`Gate::enter`] waits for one.
 #[derive(Debug)]
 pub struct Gate {
+    slots: u32,
     free: Mutex<u32>,
     freed: Condvar,
+    /// Notified when a slot is taken (and by [`Gate::wake_all`]).
+    taken: Condvar,
 }
 
 /// A slot held for one call; dropping it frees the slot.
@@ -78,9 +84,26 @@ impl Drop for Pass<'_> {
 impl Gate {
     pub fn new(slots: u32) -> Gate {
         Gate {
+            slots,
             free: Mutex::new(slots),
             freed: Condvar::new(),
+            taken: Condvar::new(),
         }
+    }
+
+    /// Blocks while no slot is held and `stop` is false: the epoch ticker
+    /// waits here instead of ticking for nobody.
+    pub fn wait_busy(&self, stop: &AtomicBool) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == self.slots && !stop.load(Ordering::Relaxed) {
+            free = self.taken.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Wakes every [`Gate::wait_busy`] (to see a stop flag).
+    pub fn wake_all(&self) {
+        let _free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        self.taken.notify_all();
     }
 
     /// A slot, waiting up to `wait` for one; `None` if none came free.
@@ -96,6 +119,9 @@ impl Gate {
                 .0;
         }
         *free -= 1;
+        if *free + 1 == self.slots {
+            self.taken.notify_all();
+        }
         Some(Pass(self))
     }
 }
@@ -116,6 +142,44 @@ mod tests {
         drop(held);
         assert!(waiter.join().expect("waiter"));
         assert!(gate.enter(Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn the_ticker_waits_while_no_call_is_in_flight() {
+        let gate = Arc::new(Gate::new(2));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (g, s) = (gate.clone(), stop.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ticker = std::thread::spawn(move || {
+            // Two rounds: each returns once a call holds a slot.
+            for _ in 0..2 {
+                g.wait_busy(&s);
+                tx.send(()).unwrap();
+                // "Ticking" until the call ends.
+                while !s.load(Ordering::Relaxed) && *g.free.lock().unwrap() != g.slots {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            g.wait_busy(&s);
+        });
+        let idle = Duration::from_millis(50);
+        assert!(rx.recv_timeout(idle).is_err(), "ticked with no call");
+        let pass = gate.enter(Duration::ZERO).unwrap();
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("woken by a call");
+        drop(pass);
+        assert!(
+            rx.recv_timeout(idle).is_err(),
+            "ticked after the call ended"
+        );
+        let pass = gate.enter(Duration::ZERO).unwrap();
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("woken again");
+        drop(pass);
+        // Stopping wakes an idle ticker.
+        stop.store(true, Ordering::Relaxed);
+        gate.wake_all();
+        ticker.join().unwrap();
     }
 
     #[test]
