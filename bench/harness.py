@@ -22,11 +22,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYSTEMS = ["edgerec", "nginx-rtmp", "ffmpeg", "gstreamer"]
+SYSTEMS = ["edgerec", "nginx-rtmp", "ffmpeg", "gstreamer", "floor", "floor-nosync"]
 API_KEY = "bench-key"
 GIVE_UP_S = 5.0
 
@@ -82,8 +83,58 @@ def wait_listening(ports, timeout):
     return False
 
 
+def vm_hwm_kib(pid):
+    """The process's own peak resident set (VmHWM), or None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return None
+
+
+class HwmSampler:
+    """Samples every live child's VmHWM a few times a second.
+
+    Peak memory cannot come from wait4: Linux carries the pre-exec peak across
+    execve into ru_maxrss, and Python starts children with vfork, so every child
+    reported at least the harness's own resident set (14–25 MiB here, which is
+    most of nginx-rtmp's figure). VmHWM belongs to the child's own address space.
+    A child is sampled until it is reaped (a zombie keeps its pid), so a pid is
+    never confused with a later process's."""
+
+    def __init__(self):
+        self.procs = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def add(self, proc):
+        with self.lock:
+            self.procs.add(proc)
+
+    def sample(self, proc):
+        kib = vm_hwm_kib(proc.p.pid)
+        if kib is not None:
+            proc.hwm_kib = max(proc.hwm_kib, kib)
+
+    def run(self):
+        while True:
+            with self.lock:
+                procs = [p for p in self.procs if p.rusage is None]
+                self.procs = set(procs)
+            for p in procs:
+                self.sample(p)
+            time.sleep(0.25)
+
+
+HWM = None
+
+
 class Proc:
-    """A child process whose rusage is collected when it is reaped."""
+    """A child process whose rusage is collected when it is reaped, and whose
+    peak memory is sampled while it runs (see HwmSampler)."""
 
     def __init__(self, argv, log_path, env=None, err_path=None):
         self.argv = argv
@@ -95,6 +146,11 @@ class Proc:
             err.close()
         self.rusage = None
         self.status = None
+        self.hwm_kib = 0
+        global HWM
+        if HWM is None:
+            HWM = HwmSampler()
+        HWM.add(self)
 
     def signal(self, sig):
         if self.rusage is None:
@@ -108,6 +164,7 @@ class Proc:
         """Waits up to `timeout` s; returns False if still running."""
         deadline = time.time() + timeout
         while self.rusage is None:
+            HWM.sample(self)  # the last look before it may exit
             pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
             if pid == self.p.pid:
                 self.status, self.rusage = status, ru
@@ -128,8 +185,8 @@ class Proc:
 
 
 class Usage(collections.namedtuple("Usage", "user sys rss written")):
-    """What wait4 reported for a system's processes: CPU seconds in user space and
-    in the kernel, summed peak RSS and block writes in bytes."""
+    """A system's processes: CPU seconds in user space and in the kernel and block
+    writes in bytes (from wait4), and their summed peak RSS (sampled VmHWM)."""
 
     @property
     def cpu(self):
@@ -139,7 +196,7 @@ class Usage(collections.namedtuple("Usage", "user sys rss written")):
 def usage(procs):
     return Usage(user=sum(p.rusage.ru_utime for p in procs),
                  sys=sum(p.rusage.ru_stime for p in procs),
-                 rss=sum(p.rusage.ru_maxrss for p in procs) * 1024,
+                 rss=sum(p.hwm_kib for p in procs) * 1024,
                  written=sum(p.rusage.ru_oublock for p in procs) * 512)
 
 
@@ -355,7 +412,53 @@ class Gstreamer:
         return {"relay_cpu_s": u.cpu, "relay_rss": u.rss}
 
 
-CLASSES = {c.name: c for c in (Edgerec, NginxRtmp, FfmpegPerFeed, Gstreamer)}
+class Floor:
+    """Not a recorder: `edgerec-floor` takes the publish, then only copies each
+    connection's bytes to a file (read every 100 ms, written through the page
+    cache, fdatasync once a second) — the kernel work and wake-ups any recorder of
+    this load pays, with no parsing or muxing. Its files are raw chunk streams, so
+    it is checked by bytes received against bytes sent, not by frames."""
+
+    name = "floor"
+    raw = True
+    sync_every_ms = 1000
+
+    def __init__(self, bins, work, n, flags=()):
+        self.bins, self.work, self.n = bins, work, n
+        self.flags = list(flags)
+        self.port = free_port()
+        self.url = f"rtmp://127.0.0.1:{self.port}/live/feed{{i}}"
+
+    def start(self):
+        self.procs = [Proc([os.path.join(self.bins, "edgerec-floor"),
+                            "--listen", f"127.0.0.1:{self.port}",
+                            "--dir", os.path.join(self.work, "out"),
+                            "--sync-every-ms", str(self.sync_every_ms)] + self.flags,
+                           os.path.join(self.work, "floor.log"))]
+        if not wait_listening([self.port], 20):
+            raise RuntimeError("edgerec-floor did not start listening")
+
+    def after_load(self):
+        time.sleep(1.5)  # its last read comes up to --read-every-ms after the feed ends
+
+    def stop(self):
+        self.procs[0].stop(signal.SIGTERM, 30)
+
+    def outputs(self, i):
+        return sorted(glob.glob(os.path.join(self.work, "out", f"feed{i}.raw")))
+
+    def extra(self):
+        return {}
+
+
+class FloorNoSync(Floor):
+    """The floor without fdatasync: what nginx-rtmp, ffmpeg and GStreamer do."""
+
+    name = "floor-nosync"
+    sync_every_ms = 0
+
+
+CLASSES = {c.name: c for c in (Edgerec, NginxRtmp, FfmpegPerFeed, Gstreamer, Floor, FloorNoSync)}
 
 
 def histogram_quantiles(text, name):
@@ -403,15 +506,29 @@ def check_system(spec):
     base = base_system(spec)
     if base not in CLASSES:
         raise SystemExit(f"unknown system {spec!r} (known: {', '.join(SYSTEMS)})")
-    if base != Edgerec.name and settings_env(spec):
-        raise SystemExit(f"{spec!r}: only edgerec takes settings")
+    if base not in (Edgerec.name, Floor.name, FloorNoSync.name) and settings_env(spec):
+        raise SystemExit(f"{spec!r}: only edgerec and the floor take settings")
 
 
 def make_system(spec, bins, work, n):
     """The system under test that `spec` names."""
-    if base_system(spec) == Edgerec.name:
+    base = base_system(spec)
+    if base == Edgerec.name:
         return Edgerec(bins, work, n, settings_env(spec))
+    if base in (Floor.name, FloorNoSync.name):
+        return CLASSES[base](bins, work, n, floor_flags(spec))
     return CLASSES[spec](bins, work, n)
+
+
+def floor_flags(spec):
+    """`floor[read_every_ms=1000]` → `--read-every-ms 1000`."""
+    if "[" not in spec:
+        return []
+    flags = []
+    for kv in filter(None, spec.split("[", 1)[1].rstrip("]").split(";")):
+        key, _, value = kv.partition("=")
+        flags += ["--" + key.strip().replace("_", "-"), value.strip()]
+    return flags
 
 
 def run_one(system, n, args, bins, scratch):
@@ -449,13 +566,24 @@ def run_one(system, n, args, bins, scratch):
     # Every feed's output against what was due (a live source does not wait).
     due_v, due_a = lg["video_scheduled"], lg["audio_scheduled"]
     files = {i: sut.outputs(i) for i in range(n)}
+    lost = extra = unreadable = 0
+    out_bytes = 0
+    raw_short = None
+    if getattr(sut, "raw", False):
+        # Raw chunk streams: every byte sent after the publish must be in the file
+        # (the handshake and commands, a few KiB, are not written).
+        sent = {f["feed"]: f["bytes_sent"] for f in lg["per_feed"]}
+        raw_short = 0
+        for i in range(n):
+            got = sum(os.path.getsize(f) for f in files[i])
+            out_bytes += got
+            raw_short += max(0, sent.get(i, 0) - got - 8192)
+        files = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
         counts = dict(zip(
             [(i, f) for i in files for f in files[i]],
             ex.map(count_frames, [f for i in files for f in files[i]])))
-    lost = extra = unreadable = 0
-    out_bytes = 0
-    for i in range(n):
+    for i in files:
         v = a = 0
         for f in files[i]:
             out_bytes += os.path.getsize(f)
@@ -480,7 +608,8 @@ def run_one(system, n, args, bins, scratch):
         "rss_per_feed_bytes": rss // n,
         "output_bytes_per_feed_s": round(out_bytes / feed_seconds),
         "disk_write_bytes_per_feed_s": round(u.written / feed_seconds),
-        "frames_due": n * (due_v + due_a),
+        "frames_due": 0 if raw_short is not None else n * (due_v + due_a),
+        "raw_bytes_short": raw_short,
         "frames_lost": lost,
         "frames_extra": extra,
         "files_unreadable": unreadable,
@@ -502,6 +631,10 @@ def run_one(system, n, args, bins, scratch):
 
 
 def fell_over(r):
+    if r.get("raw_bytes_short") is not None:
+        sent = r["output_bytes_per_feed_s"] * r["feeds"] * r["duration_s"]
+        return (r["feeds_failed"] > 0 or r["raw_bytes_short"] > 0.005 * max(sent, 1)
+                or r["max_lag_ms"] > GIVE_UP_S * 1000)
     return (r["feeds_failed"] > 0 or r["files_unreadable"] > 0
             or r["frames_lost"] > 0.005 * r["frames_due"] or r["max_lag_ms"] > GIVE_UP_S * 1000)
 
@@ -535,6 +668,12 @@ def ratio(x, y):
     return f"{x / y:.1f}×" if y else "–"
 
 
+def lost_cell(r):
+    if r.get("raw_bytes_short") is not None:
+        return f"raw: {r['raw_bytes_short']} bytes short"
+    return f"{r['frames_lost']} / {r['frames_due']}"
+
+
 def report(results, micro, args, out_dir, started):
     by = {(r["system"], r["feeds"]): r for r in results}
     lines = [f"# edgerec bench — {started:%Y-%m-%d %H:%M} UTC", "",
@@ -559,7 +698,7 @@ def report(results, micro, args, out_dir, started):
             f"{r['rss_per_feed_bytes'] / 1024:.0f} KiB | "
             f"{ratio(r['rss_per_feed_bytes'], e['rss_per_feed_bytes']) if e else '–'} | "
             f"{r['disk_write_bytes_per_feed_s'] / 1000:.0f} | "
-            f"{r['frames_lost']} / {r['frames_due']}{' (fell over)' if fell_over(r) else ''} | "
+            f"{lost_cell(r)}{' (fell over)' if fell_over(r) else ''} | "
             f"{r['loadgen_cpu_ms_per_feed_s']:.2f} |")
     stopped = sorted({r["system"] for r in results if fell_over(r)})
     lines += ["", "A system that loses more than 0.5% of frames, fails a feed or falls more than "
@@ -682,7 +821,8 @@ def main():
     ap.add_argument("--feeds", default="10,50,100,200,500")
     ap.add_argument("--systems", default=",".join(SYSTEMS),
                     help="comma-separated; edgerec[key=value;...] is a variant with those "
-                         "settings (e.g. edgerec[storage.o_direct=true])")
+                         "settings (e.g. edgerec[storage.o_direct=true]), floor[key=value] one "
+                         "with those edgerec-floor flags (e.g. floor-nosync[read_every_ms=1000])")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--ramp", type=float, default=2.0)
     ap.add_argument("--out", required=True)
