@@ -176,6 +176,8 @@ pub struct RtmpConfig {
     pub idle_timeout: HumanDuration,
     /// Longest wait between reads of a live feed, letting its data gather in the
     /// socket buffer (fast feeds are read sooner). 0: read as soon as data arrives.
+    /// What the socket holds unread is lost to a power cut with the fragment in
+    /// flight.
     pub read_coalesce: HumanDuration,
     /// RTMPS: where TLS publishers connect (off unless set, with a certificate).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,7 +197,7 @@ impl Default for RtmpConfig {
             chunk_size: 4096,
             handshake_timeout: HumanDuration(std::time::Duration::from_secs(10)),
             idle_timeout: HumanDuration(std::time::Duration::from_secs(30)),
-            read_coalesce: HumanDuration(std::time::Duration::from_millis(100)),
+            read_coalesce: HumanDuration(std::time::Duration::from_millis(500)),
             tls_listen: None,
             tls_cert: None,
             tls_key: None,
