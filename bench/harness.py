@@ -414,8 +414,8 @@ class Gstreamer:
 
 class Floor:
     """Not a recorder: `edgerec-floor` takes the publish, then only copies each
-    connection's bytes to a file (read every 100 ms, written through the page
-    cache, fdatasync once a second) — the kernel work and wake-ups any recorder of
+    connection's bytes to a file (read every 500 ms as edgerec reads, written
+    through the page cache, fdatasync once a second) — the kernel work and wake-ups any recorder of
     this load pays, with no parsing or muxing. Its files are raw chunk streams, so
     it is checked by bytes received against bytes sent, not by frames."""
 

@@ -3,7 +3,8 @@
 //!
 //! It accepts each RTMP publish through edgerec's own sans-IO session (handshake,
 //! connect, publish), then only moves the connection's bytes from the socket to a
-//! file: read as edgerec reads (every 100 ms, until the socket is empty), written
+//! file: read as edgerec reads (every 500 ms by default, as its
+//! `rtmp.read_coalesce`, until the socket is empty), written
 //! with `write(2)` through the page cache, and — unless `--sync-every-ms 0` —
 //! `fdatasync` once a second, as edgerec syncs each 1 s fragment. No chunk
 //! parsing, no frames, no muxing, no index: what it costs is the kernel's receive,
@@ -33,7 +34,7 @@ struct Args {
     #[arg(long)]
     dir: PathBuf,
     /// Milliseconds between reads of a connection (edgerec's coalesced reads).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 500)]
     read_every_ms: u64,
     /// fdatasync each file this often; 0 never.
     #[arg(long, default_value_t = 1000)]
