@@ -193,7 +193,9 @@ impl TrackEnd {
     pub fn observe(&mut self, ms: i64) {
         if let Some(p) = self.previous {
             if ms > p {
-                self.step = ms - p;
+                // Saturating: timestamps come from files being recovered, so any
+                // i64 may turn up (a fuzz find: i64::MIN then a positive one).
+                self.step = ms.saturating_sub(p);
             }
         }
         self.previous = Some(ms);
@@ -203,7 +205,7 @@ impl TrackEnd {
     }
 
     pub fn end(&self) -> Option<i64> {
-        self.latest.map(|l| l + self.step)
+        self.latest.map(|l| l.saturating_add(self.step))
     }
 
     /// The presentation span of several tracks: from the earliest timestamp of
@@ -211,6 +213,6 @@ impl TrackEnd {
     pub fn span_ms<'a>(ends: impl Iterator<Item = &'a TrackEnd> + Clone) -> i64 {
         let start = ends.clone().filter_map(|e| e.earliest).min().unwrap_or(0);
         let end = ends.filter_map(TrackEnd::end).max().unwrap_or(0);
-        (end - start).max(0)
+        end.saturating_sub(start).max(0)
     }
 }

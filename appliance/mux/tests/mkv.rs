@@ -282,3 +282,16 @@ fn an_empty_recording_is_still_a_valid_file() {
     assert_eq!(rec.clusters, 0);
     assert_eq!(fin.duration.ticks(), 0);
 }
+
+/// A fuzz find (CI, 2026-12-06): a cluster timestamp near i64::MIN, then a
+/// positive block time, overflowed the step between them in the recovery scan.
+/// The scan and the tail must take any timestamps without panicking.
+#[test]
+fn recovery_takes_timestamps_at_the_ends_of_i64() {
+    let data = include_bytes!("../fuzz/regressions/recover/mkv-timestamp-step-overflow");
+    let len = data.len() as u64;
+    if let Ok(r) = scan(&mut &data[..], len) {
+        assert!(r.valid_len <= len);
+        let _ = layout::tail(&r.layout, &r.cues, r.valid_len, r.duration_ms());
+    }
+}
