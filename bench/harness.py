@@ -401,7 +401,10 @@ class Gstreamer:
         time.sleep(1)
 
     def stop(self):
-        self.procs[0].stop(signal.SIGINT, 120)
+        # EOS finalizes every mp4mux; at 500 feeds, where it is already losing
+        # frames, that took over two minutes. Files it has not finished by then
+        # count as lost.
+        self.procs[0].stop(signal.SIGINT, 45)
         self.relay.stop(signal.SIGQUIT, 30)
 
     def outputs(self, i):
