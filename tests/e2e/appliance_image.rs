@@ -77,8 +77,11 @@ impl Vm {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
-        println!(
-            "booted slot {} to healthy in {:.1} s (host time, qemu TCG)",
+        // Straight to stderr, not eprintln!: the test harness captures the
+        // macros, and this figure belongs in every CI log, passing or not.
+        let _ = writeln!(
+            std::io::stderr(),
+            "appliance image: booted slot {} to healthy in {:.1} s (host time, qemu TCG)",
             vm.slot(),
             t.elapsed().as_secs_f64()
         );
