@@ -401,10 +401,10 @@ class Gstreamer:
         time.sleep(1)
 
     def stop(self):
-        # EOS finalizes every mp4mux; at 500 feeds, where it is already losing
-        # frames, that took over two minutes. Files it has not finished by then
-        # count as lost.
-        self.procs[0].stop(signal.SIGINT, 45)
+        # EOS finalizes every mp4mux: a second or two up to 200 feeds; at 500,
+        # where it is already losing frames, over two minutes. Files it has not
+        # finished 10 s after the end of the stream count as lost.
+        self.procs[0].stop(signal.SIGINT, 10)
         self.relay.stop(signal.SIGQUIT, 30)
 
     def outputs(self, i):
@@ -524,10 +524,40 @@ def count_frames_batch(paths):
     return {p: (tuple(counts[p]) if p in counts else count_frames(p)) for p in paths}
 
 
+def mp4_without_index(path):
+    """True for an .mp4 that has neither a `moov` nor a `moof` box at its top level:
+    no player can read it (a recorder killed before it finalized). Told from the
+    box headers alone, so a run that leaves hundreds of them (GStreamer at 500
+    feeds) does not start an ffprobe for each (half a minute)."""
+    if not path.endswith(".mp4"):
+        return False
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            pos = 0
+            while pos + 8 <= size:
+                fh.seek(pos)
+                head = fh.read(16)
+                n, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if kind in (b"moov", b"moof"):
+                    return False
+                if n == 1 and len(head) == 16:
+                    n = int.from_bytes(head[8:16], "big")
+                elif n == 0:
+                    break
+                if n < 8:
+                    return False  # not boxes: let ffprobe say what it is
+                pos += n
+    except OSError:
+        return False
+    return True
+
+
 def count_all(paths):
     """{path: (video, audio) or None}, in batches on every core."""
+    out = {p: None for p in paths if mp4_without_index(p)}
+    paths = [p for p in paths if p not in out]
     batches = [paths[i:i + COUNT_BATCH] for i in range(0, len(paths), COUNT_BATCH)]
-    out = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
         for part in ex.map(count_frames_batch, batches):
             out.update(part)
@@ -649,6 +679,7 @@ def run_one(system, n, args, bins, scratch):
         "feeds": n,
         "duration_s": args.duration,
         "wall_s": round(wall, 1),
+        "check_s": round(time.time() - t_count, 1),
         "cpu_s": round(cpu, 3),
         "cpu_ms_per_feed_s": round(cpu * 1000 / feed_seconds, 3),
         "cpu_user_ms_per_feed_s": round(u.user * 1000 / feed_seconds, 3),
@@ -724,12 +755,26 @@ def lost_cell(r):
     return f"{r['frames_lost']} / {r['frames_due']}"
 
 
-def report(results, micro, args, out_dir, started):
+def run_time_line(results, phases):
+    """Where the command's time went: the one figure the issue bounds (15 min)."""
+    runs = sum(r["wall_s"] for r in results)
+    checks = sum(r.get("check_s", 0) for r in results)
+    total = sum(phases.values())
+    parts = [f"setup {phases['setup']:.0f} s (apt, build, source, Wasm calls)",
+             f"{len(results)} load runs {runs:.0f} s", f"output checks {checks:.0f} s"]
+    if phases.get("micro"):
+        parts.append(f"micro benchmarks {phases['micro']:.0f} s")
+    other = total - phases["setup"] - runs - checks - phases.get("micro", 0)
+    parts.append(f"the rest {other:.0f} s")
+    return f"Run time: **{total / 60:.1f} min** — " + ", ".join(parts) + "."
+
+
+def report(results, micro, args, out_dir, started, phases):
     by = {(r["system"], r["feeds"]): r for r in results}
     lines = [f"# edgerec bench — {started:%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {machine_line()}. Load: edgerec-loadgen, {args.duration:g} s per feed of "
              f"{args.source_desc}, publishers started over {args.ramp:g} s. "
-             f"Build: {args.profile}.", "",
+             f"Build: {args.profile}.", "", run_time_line(results, phases), "",
              "Per system and number of feeds N: CPU-seconds per feed-second (user+sys of every "
              "process of the system, from wait4), peak resident memory per feed (sum of the "
              "processes' peaks / N), bytes written to disk per feed-second (block writes, from "
@@ -788,7 +833,8 @@ def report(results, micro, args, out_dir, started):
         fh.write("\n".join(lines))
     with open(os.path.join(out_dir, "results.json"), "w") as fh:
         json.dump({"started": started.isoformat(), "machine": machine_line(), "results": results,
-                   "micro": micro}, fh, indent=1)
+                   "micro": micro, "phases_s": {k: round(v, 1) for k, v in phases.items()}},
+                  fh, indent=1)
     plot(results, os.path.join(out_dir, "cpu_mem_per_feed.png"))
     log("\n".join(lines))
 
@@ -843,8 +889,12 @@ def plot(results, path):
 
 def micro_benchmarks(args):
     env = dict(os.environ, EDGEREC_BENCH_SOURCE=args.source)
-    cmd = ["cargo", "bench", "-q", "-p", "edgerec-bench", "--bench", "hotpaths", "--",
-           "--warm-up-time", "1", "--measurement-time", "3"]
+    # The packages bench/run built (`-p edgerec -p edgerec-bench --benches`):
+    # with another package set cargo unifies features differently and builds the
+    # dependencies again (45 s).
+    cmd = ["cargo", "bench", "-q", "-p", "edgerec", "-p", "edgerec-bench", "--bench", "hotpaths",
+           "--",
+           "--warm-up-time", "0.5", "--measurement-time", "2"]
     log("== micro benchmarks: " + " ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=sys.stderr)
     out = []
@@ -873,14 +923,21 @@ def main():
                     help="comma-separated; edgerec[key=value;...] is a variant with those "
                          "settings (e.g. edgerec[storage.o_direct=true]), floor[key=value] one "
                          "with those edgerec-floor flags (e.g. floor-nosync[read_every_ms=1000])")
-    ap.add_argument("--duration", type=float, default=10.0)
+    # 8 s per feed: long enough that connection set-up is a small part of a
+    # feed's figures, short enough that a cold `bench/run` stays under 15 min.
+    ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--ramp", type=float, default=2.0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--scratch", required=True)
     ap.add_argument("--micro", action="store_true")
+    ap.add_argument("--floor-feeds", default="200",
+                    help="the N at which the floors run (comma-separated): a reference, not a "
+                         "peer, so by default only at the goal's 200 feeds")
     ap.add_argument("--max-feeds", type=int, default=2000,
                     help="edgerec alone doubles N after the list up to this, until it loses frames")
     ap.add_argument("--keep", action="store_true", help="keep recordings and logs")
+    ap.add_argument("--setup-s", type=float, default=0.0,
+                    help="seconds bench/run spent before the harness (apt, build, source)")
     args = ap.parse_args()
     for a in ("bins", "source", "out", "scratch"):
         setattr(args, a, os.path.abspath(getattr(args, a)))
@@ -894,9 +951,13 @@ def main():
     for s in systems:
         check_system(s)
     results, stopped = [], set()
+    t_load = time.time()
+    floor_feeds = {int(x) for x in args.floor_feeds.split(",") if x}
     for n in [int(x) for x in args.feeds.split(",")]:
         for s in systems:
             if s in stopped:
+                continue
+            if base_system(s) in (Floor.name, FloorNoSync.name) and n not in floor_feeds:
                 continue
             prev = [r for r in results if r["system"] == s]
             if prev and prev[-1]["rss_per_feed_bytes"] * n > 0.6 * ram:
@@ -923,8 +984,10 @@ def main():
             log(f"   edgerec at {n} feeds failed: {e}")
             break
         results.append(ed[-1])
+    t_micro = time.time()
     micro = micro_benchmarks(args) if args.micro else []
-    report(results, micro, args, args.out, started)
+    phases = {"setup": args.setup_s, "load": t_micro - t_load, "micro": time.time() - t_micro}
+    report(results, micro, args, args.out, started, phases)
     if not [r for r in results if r["system"] == "edgerec" and r["frames_lost"] == 0]:
         log("edgerec lost frames at every N")
         sys.exit(1)
