@@ -871,9 +871,18 @@ def plot(results, path):
         if not rs:
             continue
         ns = [r["feeds"] for r in rs]
-        ax1.plot(ns, [r["cpu_ms_per_feed_s"] for r in rs], marker="o", label=s)
-        ax2.plot(ns, [r["rss_per_feed_bytes"] / 2**20 for r in rs], marker="o", label=s)
-    for ax, title in ((ax1, "CPU ms per feed-second"), (ax2, "peak RSS per feed (MiB)")):
+        cpu = [r["cpu_ms_per_feed_s"] for r in rs]
+        mem = [r["rss_per_feed_bytes"] / 2**20 for r in rs]
+        line, = ax1.plot(ns, cpu, marker="o", label=s)
+        ax2.plot(ns, mem, marker="o", label=s, color=line.get_color())
+        # Where a system fell over its figures are not a recorder's working
+        # cost: a large cross marks them.
+        bad = [i for i, r in enumerate(rs) if fell_over(r)]
+        for ax, ys in ((ax1, cpu), (ax2, mem)):
+            ax.plot([ns[i] for i in bad], [ys[i] for i in bad], linestyle="none", marker="X",
+                    markersize=11, color=line.get_color())
+    for ax, title in ((ax1, "CPU ms per feed-second (X: fell over)"),
+                      (ax2, "peak RSS per feed (MiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("concurrent feeds (N)")
