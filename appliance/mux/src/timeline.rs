@@ -178,16 +178,27 @@ impl FragmentClock {
 }
 
 /// The end of a track, from its frames' timestamps (ms) in file order: the
-/// latest plus the last step between consecutive frames (Matroska blocks and TS
-/// PES packets carry no duration). Finalize and recovery reckon it the same way.
+/// latest plus one frame's duration (Matroska blocks and TS PES packets carry
+/// none). Finalize and recovery reckon it the same way.
+///
+/// A frame's duration is the smallest forward step among the last
+/// [`STEPS`] from one frame to the next. Not the last step: with B-frames the
+/// timestamps in file (decode) order jump forward by two or three frames at
+/// each reference frame, and a file cut there overstated its end by 80 ms
+/// (the CI flake of `kill_9_mid_feed_recovers_a_ts_file`). A window, not the
+/// smallest ever, so one odd timestamp ages out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrackEnd {
     earliest: Option<i64>,
     latest: Option<i64>,
     previous: Option<i64>,
-    step: i64,
+    steps: [i64; STEPS],
+    next_step: usize,
     pub blocks: u64,
 }
+
+/// Forward steps remembered per track (see [`TrackEnd`]).
+const STEPS: usize = 8;
 
 impl TrackEnd {
     pub fn observe(&mut self, ms: i64) {
@@ -195,7 +206,8 @@ impl TrackEnd {
             if ms > p {
                 // Saturating: timestamps come from files being recovered, so any
                 // i64 may turn up (a fuzz find: i64::MIN then a positive one).
-                self.step = ms.saturating_sub(p);
+                self.steps[self.next_step] = ms.saturating_sub(p);
+                self.next_step = (self.next_step + 1) % STEPS;
             }
         }
         self.previous = Some(ms);
@@ -205,7 +217,14 @@ impl TrackEnd {
     }
 
     pub fn end(&self) -> Option<i64> {
-        self.latest.map(|l| l.saturating_add(self.step))
+        let step = self
+            .steps
+            .iter()
+            .copied()
+            .filter(|&s| s > 0)
+            .min()
+            .unwrap_or(0);
+        self.latest.map(|l| l.saturating_add(step))
     }
 
     /// The presentation span of several tracks: from the earliest timestamp of
@@ -214,5 +233,43 @@ impl TrackEnd {
         let start = ends.clone().filter_map(|e| e.earliest).min().unwrap_or(0);
         let end = ends.filter_map(TrackEnd::end).max().unwrap_or(0);
         end.saturating_sub(start).max(0)
+    }
+}
+
+#[cfg(test)]
+mod track_end_tests {
+    use super::TrackEnd;
+
+    fn end_of(ms: &[i64]) -> Option<i64> {
+        let mut end = TrackEnd::default();
+        for &t in ms {
+            end.observe(t);
+        }
+        end.end()
+    }
+
+    #[test]
+    fn b_frames_in_decode_order_end_one_frame_after_the_latest() {
+        // x264 at 25 fps with two B-frames, in file order: I0 P3 B1 B2 P6 B4 B5 P9,
+        // the file cut right after a reference frame.
+        let pts = [0, 120, 40, 80, 240, 160, 200, 360];
+        assert_eq!(end_of(&pts), Some(400));
+        // And cut after its B-frames.
+        assert_eq!(end_of(&pts[..7]), Some(280));
+    }
+
+    #[test]
+    fn a_steady_track_ends_one_step_after_its_last_frame() {
+        let aac: Vec<i64> = (0..50).map(|i| i * 1024 * 1000 / 48000).collect();
+        assert_eq!(end_of(&aac), Some(aac[49] + 21));
+        assert_eq!(end_of(&[500]), Some(500));
+        assert_eq!(end_of(&[]), None);
+    }
+
+    #[test]
+    fn one_odd_step_ages_out() {
+        let mut pts: Vec<i64> = vec![0, 40, 41];
+        pts.extend((2..20).map(|i| i * 40 + 1));
+        assert_eq!(end_of(&pts), Some(19 * 40 + 1 + 40));
     }
 }
