@@ -86,7 +86,12 @@ impl Vm {
             t.elapsed().as_secs_f64()
         );
         vm.key = vm.sh("cat /data/edgerec/api-key").trim().to_owned();
-        assert!(!vm.key.is_empty(), "{}", vm.console());
+        assert!(
+            !vm.key.is_empty() && vm.key.bytes().all(|b| b.is_ascii_hexdigit()),
+            "API key {:?}:\n{}",
+            vm.key,
+            vm.console()
+        );
         vm
     }
 
@@ -194,9 +199,16 @@ impl Vm {
         self.marks += 1;
         let n = self.marks;
         // The markers are split in the command so the shell's echo of the
-        // command line does not contain them.
-        let line = format!("echo __BE\"\"GIN{n}__; {cmd}; echo __E\"\"ND{n}__\n");
+        // command line does not contain them. Every line the command prints
+        // is tagged: the console is shared with the guest's boot check,
+        // watchdog and daemon log, whose lines land between the markers
+        // whenever they happen to be written (CI once read
+        // "edgerec-boot: healthy 8s after power-on" as part of the API key).
+        let line = format!(
+            "echo __BE\"\"GIN{n}__; {{ {cmd}; }} 2>&1 | sed \"s/^/__O\"\"UT{n}__/\"; echo __E\"\"ND{n}__\n"
+        );
         let (begin, end) = (format!("__BEGIN{n}__"), format!("__END{n}__"));
+        let tag = format!("__OUT{n}__");
         let t = Instant::now();
         self.input.write_all(b"\n").unwrap();
         self.input.write_all(line.as_bytes()).unwrap();
@@ -204,7 +216,7 @@ impl Vm {
             let c = self.console();
             if let (Some(b), Some(e)) = (c.rfind(&begin), c.rfind(&end)) {
                 if b < e {
-                    return c[b + begin.len()..e].replace('\r', "").trim().to_owned();
+                    return tagged_lines(&c[b + begin.len()..e], &tag);
                 }
             }
             assert!(
@@ -283,6 +295,33 @@ impl Vm {
         let _ = self.qemu.kill();
         let _ = self.qemu.wait();
     }
+}
+
+/// The lines of `console` that carry `tag`, without it: what a command run
+/// by [`Vm::sh`] printed, whatever else the guest wrote to its console at
+/// the same time.
+fn tagged_lines(console: &str, tag: &str) -> String {
+    console
+        .split('\n')
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix(tag))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn console_output_of_a_command_is_told_from_the_guests_own_lines() {
+    // As CI saw it: the boot check's line written between the markers.
+    let console = "\r\nedgerec-boot: healthy 8s after power-on\r\n\
+                   __OUT7__7c335729c3fd\r\n\
+                   2026-12-06T22:21:03Z  INFO edgerec: listening\r\n\
+                   __OUT7__second line\r\n__OUT70__not ours\r\n";
+    assert_eq!(
+        tagged_lines(console, "__OUT7__"),
+        "7c335729c3fd\nsecond line"
+    );
+    assert_eq!(tagged_lines("\r\n# \r\n", "__OUT7__"), "");
 }
 
 impl Drop for Vm {
