@@ -76,6 +76,28 @@ fn ffmpeg_over_udp_and_tcp_records_every_frame() {
     check_complete(&d, &rec, &src);
 }
 
+#[test]
+fn shutdown_right_after_a_udp_feed_keeps_its_last_frame() {
+    // A TS video PES has no length: the demuxer knows the last one is whole only
+    // at the input's end. A graceful shutdown before the idle timeout once lost it.
+    let _g = serial();
+    let src = source(10, 25);
+    let udp = free_port();
+    let config = format!(
+        "[mpegts]\nidle_timeout = \"60s\"\n\n[[mpegts.inputs]]\ntransport = \"udp\"\n\
+         listen = \"127.0.0.1:{udp}\"\nstream = \"ts/udp\"\n"
+    );
+    let mut d = Daemon::start_with_config(&config, &[]);
+    let a = send_ts(&src, &format!("udp://127.0.0.1:{udp}?pkt_size=1316"));
+    let (ok, err) = finish(a);
+    assert!(ok, "ffmpeg udp: {err}");
+    // SIGTERM while the feed is live, then the same data directory again.
+    d.restart();
+    let rec = finalized_ts(&d, "ts/udp");
+    assert_eq!(rec["stop_reason"], "shutdown");
+    check_complete(&d, &rec, &src);
+}
+
 /// A relay between ffmpeg and edgerec that drops every 100th datagram and swaps
 /// every 37th with the one after it.
 fn lossy_relay(to: u16) -> (u16, std::thread::JoinHandle<(u64, u64)>) {

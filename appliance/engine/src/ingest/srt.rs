@@ -277,7 +277,7 @@ async fn feed(
             },
             Some(cmd) = next_command(feed.as_mut().map(|f| f.publication())) => {
                 if let Some(f) = feed.as_mut() {
-                    if f.publication().on_command(cmd).await {
+                    if f.on_command(cmd).await {
                         feed = None;
                         break "shutdown";
                     }

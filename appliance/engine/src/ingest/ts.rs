@@ -21,6 +21,7 @@ use ulid::Ulid;
 
 use super::publication::{next_command, Origin, Publication};
 use crate::config::{TsInput, TsTransport};
+use crate::registry::StreamCommand;
 use crate::Shared;
 
 /// Largest UDP datagram (7 TS packets is the usual 1316; jumbo frames carry more).
@@ -224,7 +225,20 @@ impl Feed {
         &mut self.publication
     }
 
-    pub(super) async fn end(mut self, reason: &'static str) {
+    /// Handles an API command; `true` when the feed must end (shutdown), in which
+    /// case what the demuxer still held has been recorded first: a video PES is
+    /// complete only when the next one starts, so without this a graceful
+    /// shutdown lost every TS feed's last frame.
+    pub(super) async fn on_command(&mut self, cmd: StreamCommand) -> bool {
+        if matches!(cmd, StreamCommand::Shutdown { .. }) {
+            self.flush_input();
+            self.drain().await;
+        }
+        self.publication.on_command(cmd).await
+    }
+
+    /// The input is over: held datagrams and the demuxer's last units come out.
+    fn flush_input(&mut self) {
         if let Some(r) = &mut self.reorder {
             r.handle_end();
             while let Some(d) = r.poll_datagram() {
@@ -232,6 +246,10 @@ impl Feed {
             }
         }
         self.demux.handle_end();
+    }
+
+    pub(super) async fn end(mut self, reason: &'static str) {
+        self.flush_input();
         self.drain().await;
         let s = self.demux.stats();
         info!(
@@ -268,7 +286,7 @@ async fn serve_udp(
                 r = &mut recv => break r,
                 Some(cmd) = next_command(feed.as_mut().map(|f| &mut f.0.publication)) => {
                     if let Some((f, _)) = feed.as_mut() {
-                        if f.publication.on_command(cmd).await {
+                        if f.on_command(cmd).await {
                             feed = None;
                         }
                     }
@@ -381,7 +399,7 @@ async fn serve_tcp_conn(
                 r = &mut read => break r,
                 Some(cmd) = next_command(feed.as_mut().map(|f| &mut f.publication)) => {
                     if let Some(f) = feed.as_mut() {
-                        if f.publication.on_command(cmd).await {
+                        if f.on_command(cmd).await {
                             feed = None;
                             let _ = socket.shutdown(std::net::Shutdown::Both);
                         }

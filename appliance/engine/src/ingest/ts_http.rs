@@ -61,7 +61,7 @@ pub async fn open(
                         None => break "disconnected",
                     },
                     Some(cmd) = next_command(Some(feed.publication())) => {
-                        if feed.publication().on_command(cmd).await {
+                        if feed.on_command(cmd).await {
                             let _ = done_tx.send("shutdown");
                             return;
                         }
