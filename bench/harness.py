@@ -27,7 +27,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYSTEMS = ["edgerec", "nginx-rtmp", "ffmpeg", "gstreamer", "floor", "floor-nosync"]
+SYSTEMS = ["edgerec", "nginx-rtmp", "ffmpeg", "gstreamer", "floor", "floor-nosync",
+           "edgerec-udp", "edgerec-srt"]
 API_KEY = "bench-key"
 GIVE_UP_S = 5.0
 
@@ -55,6 +56,19 @@ def free_port():
             continue
         return port
     raise RuntimeError("no free port in 20000..32000")
+
+
+def free_block(n):
+    """`n` consecutive free ports (see free_port): the first."""
+    first = free_port()
+    run = 1
+    while run < n:
+        p = free_port()
+        if p == first + run:
+            run += 1
+        else:
+            first, run = p, 1
+    return first
 
 
 def listening_ports():
@@ -254,6 +268,64 @@ class Edgerec:
     def extra(self):
         return {"write_latency": histogram_quantiles(self.metrics, "edgerec_write_latency_seconds"),
                 "frames_dropped": metric_sum(self.metrics, "edgerec_frames_dropped_total")}
+
+
+class EdgerecTs(Edgerec):
+    """edgerec taking the same feeds as MPEG-TS (the source re-muxed once by ffmpeg,
+    `-c copy`): over UDP, one configured input port per feed, or over SRT, one
+    listener that every publisher calls with its stream id. Run at the N of
+    `--ingest-feeds` only: the ingests' cost beside RTMP's, not a peer."""
+
+    ts = True
+    transport = None
+
+    def __init__(self, bins, work, n, settings=None):
+        super().__init__(bins, work, n, settings)
+        if self.transport == "srt":
+            self.srt = free_port()
+            self.base = 0
+            self.url = f"srt://127.0.0.1:{self.srt}?streamid=live/feed{{i}}"
+        else:
+            self.base = free_block(n)
+            self.url = f"{self.transport}://127.0.0.1:{{port}}"
+
+    def start(self):
+        conf = os.path.join(self.work, "edgerec.toml")
+        with open(conf, "w") as fh:
+            if self.transport == "srt":
+                fh.write(f'[[mpegts.inputs]]\ntransport = "srt"\nlisten = "127.0.0.1:{self.srt}"\n'
+                         'stream = "live/default"\n')
+            else:
+                for i in range(self.n):
+                    fh.write(f'[[mpegts.inputs]]\ntransport = "{self.transport}"\n'
+                             f'listen = "127.0.0.1:{self.base + i}"\nstream = "live/feed{i}"\n')
+        env = dict(os.environ, EDGEREC_API_KEY=API_KEY, RUST_LOG="warn", **self.settings)
+        self.procs = [Proc([os.path.join(self.bins, "edgerec"), "serve", "--config", conf,
+                            "--data-dir", os.path.join(self.work, "data"),
+                            "--http", f"127.0.0.1:{self.http}",
+                            "--rtmp", f"127.0.0.1:{self.rtmp}"],
+                           os.path.join(self.work, "edgerec.log"), env)]
+        if not wait_listening([self.http, self.rtmp], 30):
+            raise RuntimeError("edgerec did not start listening")
+
+
+    def after_load(self):
+        if self.transport == "srt":
+            # SRT hands data to the application a latency (120 ms) after it
+            # arrives: the last publisher's tail is still in the receive buffer
+            # when it closes.
+            time.sleep(1)
+        super().after_load()
+
+
+class EdgerecUdp(EdgerecTs):
+    name = "edgerec-udp"
+    transport = "udp"
+
+
+class EdgerecSrt(EdgerecTs):
+    name = "edgerec-srt"
+    transport = "srt"
 
 
 NGINX_CONF = """
@@ -461,7 +533,9 @@ class FloorNoSync(Floor):
     sync_every_ms = 0
 
 
-CLASSES = {c.name: c for c in (Edgerec, NginxRtmp, FfmpegPerFeed, Gstreamer, Floor, FloorNoSync)}
+CLASSES = {c.name: c for c in (Edgerec, NginxRtmp, FfmpegPerFeed, Gstreamer, Floor, FloorNoSync,
+                                EdgerecUdp, EdgerecSrt)}
+INGESTS = (EdgerecUdp.name, EdgerecSrt.name)
 
 
 def histogram_quantiles(text, name):
@@ -586,7 +660,7 @@ def check_system(spec):
     base = base_system(spec)
     if base not in CLASSES:
         raise SystemExit(f"unknown system {spec!r} (known: {', '.join(SYSTEMS)})")
-    if base not in (Edgerec.name, Floor.name, FloorNoSync.name) and settings_env(spec):
+    if base not in (Edgerec.name, Floor.name, FloorNoSync.name) + INGESTS and settings_env(spec):
         raise SystemExit(f"{spec!r}: only edgerec and the floor take settings")
 
 
@@ -597,6 +671,8 @@ def make_system(spec, bins, work, n):
         return Edgerec(bins, work, n, settings_env(spec))
     if base in (Floor.name, FloorNoSync.name):
         return CLASSES[base](bins, work, n, floor_flags(spec))
+    if base in INGESTS:
+        return CLASSES[base](bins, work, n, settings_env(spec))
     return CLASSES[spec](bins, work, n)
 
 
@@ -619,7 +695,8 @@ def run_one(system, n, args, bins, scratch):
     log(f"== {system}, {n} feeds x {args.duration:g} s")
     t0 = time.time()
     sut.start()
-    gen = Proc([os.path.join(bins, "edgerec-loadgen"), "--source", args.source, "--feeds", str(n),
+    source = args.ts_source if getattr(sut, "ts", False) else args.source
+    gen = Proc([os.path.join(bins, "edgerec-loadgen"), "--source", source, "--feeds", str(n),
                 "--duration", str(args.duration), "--url", sut.url, "--ramp", str(args.ramp),
                 "--give-up", str(GIVE_UP_S), "--base-port", str(getattr(sut, "base", 0))],
                os.path.join(work, "loadgen.json"), err_path=os.path.join(work, "loadgen.log"))
@@ -944,9 +1021,18 @@ def main():
     ap.add_argument("--floor-feeds", default="200",
                     help="the N at which the floors run (comma-separated): a reference, not a "
                          "peer, so by default only at the goal's 200 feeds")
+    ap.add_argument("--ingest-feeds", default="200",
+                    help="the N at which edgerec-udp and edgerec-srt run (MPEG-TS ingests "
+                         "beside RTMP's): by default only at the goal's 200 feeds")
+    ap.add_argument("--ts-source",
+                    help="the source as MPEG-TS (ffmpeg -c copy -f mpegts -pes_payload_size 0), "
+                         "for edgerec-udp and edgerec-srt")
     ap.add_argument("--max-feeds", type=int, default=2000,
                     help="edgerec alone doubles N after the list up to this, until it loses frames")
     ap.add_argument("--keep", action="store_true", help="keep recordings and logs")
+    ap.add_argument("--strict", action="store_true",
+                    help="fail unless edgerec (every ingest) and the floors ran and edgerec lost "
+                         "no frame (the smoke check's bar)")
     ap.add_argument("--setup-s", type=float, default=0.0,
                     help="seconds bench/run spent before the harness (apt, build, source)")
     args = ap.parse_args()
@@ -961,14 +1047,22 @@ def main():
     systems = args.systems.split(",")
     for s in systems:
         check_system(s)
+    if args.ts_source:
+        args.ts_source = os.path.abspath(args.ts_source)
+    elif any(base_system(s) in INGESTS for s in systems):
+        log("== no --ts-source: the MPEG-TS ingests (" + ", ".join(INGESTS) + ") are not run")
+        systems = [s for s in systems if base_system(s) not in INGESTS]
     results, stopped = [], set()
     t_load = time.time()
     floor_feeds = {int(x) for x in args.floor_feeds.split(",") if x}
+    ingest_feeds = {int(x) for x in args.ingest_feeds.split(",") if x}
     for n in [int(x) for x in args.feeds.split(",")]:
         for s in systems:
             if s in stopped:
                 continue
             if base_system(s) in (Floor.name, FloorNoSync.name) and n not in floor_feeds:
+                continue
+            if base_system(s) in INGESTS and n not in ingest_feeds:
                 continue
             prev = [r for r in results if r["system"] == s]
             if prev and prev[-1]["rss_per_feed_bytes"] * n > 0.6 * ram:
@@ -1002,6 +1096,17 @@ def main():
     if not [r for r in results if r["system"] == "edgerec" and r["frames_lost"] == 0]:
         log("edgerec lost frames at every N")
         sys.exit(1)
+    if args.strict:
+        bad = [f"{r['system']} at {r['feeds']}" for r in results
+               if base_system(r["system"]) in (Edgerec.name,) + INGESTS
+               and (r["frames_lost"] or r["feeds_failed"])]
+        ran = {base_system(r["system"]) for r in results}
+        ours = (Edgerec.name, Floor.name, FloorNoSync.name) + INGESTS
+        missing = [s for s in systems if base_system(s) in ours and base_system(s) not in ran]
+        if bad or missing:
+            log("--strict: " + "; ".join([f"frames lost by {b}" for b in bad]
+                                         + [f"{m} did not run" for m in missing]))
+            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! The benchmark's own code: a pre-encoded FLV source held in memory ([`source`]) and
-//! a sans-IO RTMP publisher ([`publisher`]) that the load generator drives.
+//! a sans-IO RTMP publisher ([`publisher`]) that the load generator drives; for the
+//! MPEG-TS ingests (UDP, TCP, SRT), a TS file cut into timed packets ([`ts_source`]).
 //!
 //! The publisher is written here rather than taken from a crate because the load
 //! generator must cost far less CPU than the system under test: one shared copy of the
@@ -7,3 +8,4 @@
 
 pub mod publisher;
 pub mod source;
+pub mod ts_source;

@@ -1,5 +1,6 @@
-//! edgerec-loadgen: N concurrent RTMP publishers replaying one pre-encoded FLV file at
-//! real-time pace, each with its own timestamp offset, on one thread.
+//! edgerec-loadgen: N concurrent publishers replaying one pre-encoded file at real-time
+//! pace, each with its own timestamp offset, on one thread: RTMP from an FLV file, or
+//! MPEG-TS over UDP, TCP or SRT from a TS file (the URL's scheme says which).
 //!
 //! Prints a JSON report (frames sent per feed against the frames scheduled, worst lag
 //! behind real time, its own CPU and memory) so the harness can count lost frames and
@@ -14,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use edgerec_bench::publisher::Publisher;
 use edgerec_bench::source::{Source, TagKind};
+use edgerec_bench::ts_source::{TsRewriter, TsSource, PACKET};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,7 +24,8 @@ use tokio::time::{sleep_until, timeout, Instant};
 #[derive(Parser, Debug, Clone)]
 #[command(version, about)]
 struct Args {
-    /// FLV file to replay (H.264 + AAC, as `ffmpeg -f flv` writes it).
+    /// File to replay: FLV for rtmp:// (H.264 + AAC, as `ffmpeg -f flv` writes it),
+    /// MPEG-TS for udp://, tcp:// and srt:// (`ffmpeg -f mpegts -pes_payload_size 0`).
     #[arg(long)]
     source: std::path::PathBuf,
     /// Number of concurrent publishers.
@@ -31,7 +34,9 @@ struct Args {
     /// Seconds of media each publisher sends (the source loops).
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
-    /// Publish URL; `{i}` is the feed number, `{port}` is `--base-port` + `{i}`.
+    /// Publish URL; `{i}` is the feed number, `{port}` is `--base-port` + `{i}`:
+    /// `rtmp://host:port/app/name`, `udp://host:port`, `tcp://host:port`,
+    /// `srt://host:port?streamid=app/name`.
     #[arg(long, default_value = "rtmp://127.0.0.1:1935/live/feed{i}")]
     url: String,
     #[arg(long, default_value_t = 20000)]
@@ -84,7 +89,15 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let file = std::fs::read(&args.source)
         .with_context(|| format!("reading {}", args.source.display()))?;
-    let source = Rc::new(Source::parse(Bytes::from(file)).context("parsing the source")?);
+    let source = if args.url.starts_with("rtmp://") {
+        Load::Rtmp(Rc::new(
+            Source::parse(Bytes::from(file)).context("parsing the FLV source")?,
+        ))
+    } else {
+        Load::Ts(Rc::new(
+            TsSource::parse(Bytes::from(file)).context("parsing the MPEG-TS source")?,
+        ))
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -106,7 +119,11 @@ fn main() -> Result<()> {
                     ..Default::default()
                 };
                 tokio::time::sleep(delay).await;
-                if let Err(e) = run_feed(&args, &source, i, &url, &mut r).await {
+                let run = match &source {
+                    Load::Rtmp(source) => run_feed(&args, source, i, &url, &mut r).await,
+                    Load::Ts(source) => run_ts_feed(&args, source, i, &url, &mut r).await,
+                };
+                if let Err(e) = run {
                     r.error = Some(format!("{e:#}"));
                 }
                 r
@@ -119,7 +136,11 @@ fn main() -> Result<()> {
         out
     });
     let wall = started.elapsed().as_secs_f64();
-    let (video_scheduled, audio_scheduled) = source.frames_in((args.duration * 1000.0) as u64);
+    let duration_ms = (args.duration * 1000.0) as u64;
+    let (video_scheduled, audio_scheduled) = match &source {
+        Load::Rtmp(s) => s.frames_in(duration_ms),
+        Load::Ts(s) => s.frames_in(duration_ms),
+    };
     let ru = rusage();
     let report = Report {
         feeds: args.feeds,
@@ -148,6 +169,13 @@ fn main() -> Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// The source, parsed for the protocol the URL names.
+#[derive(Clone)]
+enum Load {
+    Rtmp(Rc<Source>),
+    Ts(Rc<TsSource>),
 }
 
 fn rusage() -> libc::rusage {
@@ -307,4 +335,152 @@ async fn run_feed(
     // Give the server a moment to close its side (ffmpeg finalizes, then closes).
     let _ = timeout(Duration::from_secs(10), reader).await;
     result
+}
+
+/// Where a TS publisher sends: UDP datagrams of 7 packets, a TCP stream, or an SRT
+/// connection (7 packets per SRT message, as srt-live-transmit sends).
+enum TsTarget {
+    Udp(tokio::net::UdpSocket),
+    Tcp(TcpStream),
+    Srt(Box<srt_tokio::SrtSocket>),
+}
+
+const DATAGRAM: usize = 7 * PACKET;
+
+impl TsTarget {
+    async fn open(url: &str, within: Duration) -> Result<TsTarget> {
+        let (scheme, rest) = url.split_once("://").context("URL has no scheme")?;
+        let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
+        match scheme {
+            "udp" => {
+                let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+                s.connect(addr).await.context("udp connect")?;
+                Ok(TsTarget::Udp(s))
+            }
+            "tcp" => Ok(TsTarget::Tcp(connect(addr, within).await?)),
+            "srt" => {
+                let streamid = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("streamid="))
+                    .map(str::to_owned);
+                let s = timeout(
+                    within,
+                    srt_tokio::SrtSocket::builder().call(addr, streamid.as_deref()),
+                )
+                .await
+                .context("SRT handshake timed out")?
+                .context("SRT call")?;
+                Ok(TsTarget::Srt(Box::new(s)))
+            }
+            _ => bail!("URL scheme {scheme:?}: rtmp, udp, tcp or srt"),
+        }
+    }
+
+    async fn send(&mut self, out: &[u8]) -> Result<()> {
+        use futures::SinkExt;
+        match self {
+            TsTarget::Udp(s) => {
+                for d in out.chunks(DATAGRAM) {
+                    s.send(d).await?;
+                }
+            }
+            TsTarget::Tcp(s) => s.write_all(out).await?,
+            TsTarget::Srt(s) => {
+                let now = std::time::Instant::now();
+                for d in out.chunks(DATAGRAM) {
+                    s.feed((now, Bytes::copy_from_slice(d))).await?;
+                }
+                s.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<()> {
+        use futures::SinkExt;
+        match self {
+            TsTarget::Udp(_) => {}
+            TsTarget::Tcp(mut s) => s.shutdown().await?,
+            TsTarget::Srt(mut s) => s.close().await?,
+        }
+        Ok(())
+    }
+}
+
+/// One TS publisher: the source's packets at their send times, shifted by the feed's
+/// offset and a period per loop. Each elementary stream stops at its first PES due
+/// at or after the end, so every frame sent is whole.
+async fn run_ts_feed(
+    args: &Args,
+    source: &TsSource,
+    i: u32,
+    url: &str,
+    r: &mut FeedReport,
+) -> Result<()> {
+    let mut target = TsTarget::open(url, Duration::from_secs_f64(args.connect_timeout)).await?;
+    r.live = true;
+    let offset_ms = u64::from(i) * 1000; // every feed's timestamps are its own
+    let duration_ms = (args.duration * 1000.0) as u64;
+    let give_up_ms = (args.give_up * 1000.0) as u64;
+    let n = source.packets.len();
+    let period = u64::from(source.period_ms);
+    let at = |k: usize| (k / n) as u64 * period + u64::from(source.packets[k % n].at_ms);
+    let pid = |p: &[u8]| (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
+    // Elementary streams, and those whose last PES before the end has been sent.
+    let mut streams: Vec<u16> = Vec::new();
+    for p in source.packets.iter().filter(|p| p.starts.is_some()) {
+        let q = pid(source.bytes(p));
+        if !streams.contains(&q) {
+            streams.push(q);
+        }
+    }
+    let mut ended: Vec<u16> = Vec::new();
+    let mut rewriter = TsRewriter::new();
+    let mut out = BytesMut::with_capacity(256 * 1024);
+    let start = Instant::now();
+    let mut next = 0usize;
+    while ended.len() < streams.len() && at(next) < duration_ms + 5000 {
+        let due = at(next);
+        sleep_until(start + Duration::from_millis(due)).await;
+        let now_ms = start.elapsed().as_millis() as u64;
+        if due < duration_ms {
+            r.max_lag_ms = r.max_lag_ms.max(now_ms.saturating_sub(due));
+            if now_ms.saturating_sub(due) > give_up_ms {
+                bail!("{} ms behind real time: gave up", now_ms - due);
+            }
+        }
+        // Everything due within the next 10 ms goes in one send.
+        while ended.len() < streams.len() && at(next) <= now_ms + 10 {
+            let p = &source.packets[next % n];
+            let bytes = source.bytes(p);
+            let q = pid(bytes);
+            let shift = (next / n) as u64 * period;
+            next += 1;
+            if let Some(kind) = p.starts {
+                if shift + u64::from(p.dts_ms) >= duration_ms && !ended.contains(&q) {
+                    ended.push(q);
+                }
+                if !ended.contains(&q) {
+                    match kind {
+                        TagKind::Video => r.video_sent += 1,
+                        _ => r.audio_sent += 1,
+                    }
+                }
+            }
+            let send = if streams.contains(&q) {
+                !ended.contains(&q)
+            } else {
+                at(next - 1) < duration_ms
+            };
+            if send {
+                rewriter.write(&mut out, bytes, offset_ms + shift);
+            }
+        }
+        if !out.is_empty() {
+            target.send(&out).await?;
+            r.bytes_sent += out.len() as u64;
+            out.clear();
+        }
+    }
+    target.finish().await
 }
