@@ -94,6 +94,32 @@ fn ffmpeg_frames_round_trip_through_a_matroska_reader() {
 }
 
 #[test]
+fn frames_a_tick_apart_get_their_own_millisecond() {
+    // WebRTC senders can stamp two frames alike; the timeline moves the second
+    // one 90 kHz tick on, which in Matroska's milliseconds is the same time
+    // (Chromium's AV1 once made ffmpeg report non-monotonic timestamps).
+    let (tracks, frames) = fixture();
+    let mut frames: Vec<Frame> = frames
+        .into_iter()
+        .filter(|f| f.track == tracks[0].id)
+        .take(10)
+        .collect();
+    for f in &mut frames {
+        f.pts = f.dts; // no reordering: decode order is presentation order
+    }
+    frames[4].dts = frames[3].dts;
+    frames[4].pts = frames[3].pts;
+    let (file, _, _) = mux(&tracks[..1], &frames, MkvConfig::default());
+    let (_, read) = frames_of(&file);
+    assert_eq!(read.len(), 10);
+    let times: Vec<u64> = read.iter().map(|r| r.1).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "block times {times:?}"
+    );
+}
+
+#[test]
 fn webm_takes_only_the_web_codecs() {
     let (tracks, _) = fixture();
     let config = MkvConfig {

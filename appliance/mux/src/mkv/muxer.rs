@@ -43,6 +43,8 @@ struct Track {
     number: u64,
     clock: TrackClock,
     end: TrackEnd,
+    /// The last decode time written, in milliseconds.
+    last_dts_ms: Option<i64>,
 }
 
 impl Track {
@@ -52,6 +54,7 @@ impl Track {
             info,
             number,
             end: TrackEnd::default(),
+            last_dts_ms: None,
         }
     }
 }
@@ -164,10 +167,18 @@ impl MkvMuxer {
             video_key,
         } = p;
         let ts = t.clock.timescale;
-        let pts = MediaTime::new(dts + i64::from(cts), ts)
-            .rescale(Timescale::MILLIS)
-            .ticks()
-            .max(0);
+        // Matroska counts in milliseconds: decode times the timeline keeps
+        // strictly increasing in the track's own timescale (a frame moved one
+        // tick forward) can still share a millisecond, which ffmpeg rejects as
+        // non-monotonic. Here they are kept apart by a millisecond.
+        let ms = |t: i64| MediaTime::new(t, ts).rescale(Timescale::MILLIS).ticks();
+        let (dts_ms, offset_ms) = (ms(dts), ms(dts + i64::from(cts)) - ms(dts));
+        let dts_ms = match t.last_dts_ms {
+            Some(last) if dts_ms <= last => last + 1,
+            _ => dts_ms,
+        };
+        t.last_dts_ms = Some(dts_ms);
+        let pts = (dts_ms + offset_ms).max(0);
         let number = t.number;
         t.end.observe(pts);
 
