@@ -244,9 +244,13 @@ class Edgerec:
         self.http, self.rtmp = free_port(), free_port()
         self.url = f"rtmp://127.0.0.1:{self.rtmp}/live/feed{{i}}"
 
+    def serve_args(self):
+        """Arguments `edgerec serve` takes before the common ones."""
+        return []
+
     def start(self):
         env = dict(os.environ, EDGEREC_API_KEY=API_KEY, RUST_LOG="warn", **self.settings)
-        self.procs = [Proc([os.path.join(self.bins, "edgerec"), "serve",
+        self.procs = [Proc([os.path.join(self.bins, "edgerec"), "serve"] + self.serve_args() + [
                             "--data-dir", os.path.join(self.work, "data"),
                             "--http", f"127.0.0.1:{self.http}",
                             "--rtmp", f"127.0.0.1:{self.rtmp}"],
@@ -289,7 +293,8 @@ class EdgerecTs(Edgerec):
             self.base = free_block(n)
             self.url = f"{self.transport}://127.0.0.1:{{port}}"
 
-    def start(self):
+    def serve_args(self):
+        """A config file with the inputs, written here."""
         conf = os.path.join(self.work, "edgerec.toml")
         with open(conf, "w") as fh:
             if self.transport == "srt":
@@ -299,15 +304,7 @@ class EdgerecTs(Edgerec):
                 for i in range(self.n):
                     fh.write(f'[[mpegts.inputs]]\ntransport = "{self.transport}"\n'
                              f'listen = "127.0.0.1:{self.base + i}"\nstream = "live/feed{i}"\n')
-        env = dict(os.environ, EDGEREC_API_KEY=API_KEY, RUST_LOG="warn", **self.settings)
-        self.procs = [Proc([os.path.join(self.bins, "edgerec"), "serve", "--config", conf,
-                            "--data-dir", os.path.join(self.work, "data"),
-                            "--http", f"127.0.0.1:{self.http}",
-                            "--rtmp", f"127.0.0.1:{self.rtmp}"],
-                           os.path.join(self.work, "edgerec.log"), env)]
-        if not wait_listening([self.http, self.rtmp], 30):
-            raise RuntimeError("edgerec did not start listening")
-
+        return ["--config", conf]
 
     def after_load(self):
         if self.transport == "srt":

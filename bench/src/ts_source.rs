@@ -70,7 +70,8 @@ fn payload_start(p: &[u8]) -> Option<usize> {
     (start < PACKET).then_some(start)
 }
 
-fn pid(p: &[u8]) -> u16 {
+/// The packet's PID.
+pub fn pid(p: &[u8]) -> u16 {
     (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2])
 }
 

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use edgerec_bench::publisher::Publisher;
 use edgerec_bench::source::{Source, TagKind};
-use edgerec_bench::ts_source::{TsRewriter, TsSource, PACKET};
+use edgerec_bench::ts_source::{pid, TsRewriter, TsSource, PACKET};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -425,7 +425,6 @@ async fn run_ts_feed(
     let n = source.packets.len();
     let period = u64::from(source.period_ms);
     let at = |k: usize| (k / n) as u64 * period + u64::from(source.packets[k % n].at_ms);
-    let pid = |p: &[u8]| (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
     // Elementary streams, and those whose last PES before the end has been sent.
     let mut streams: Vec<u16> = Vec::new();
     for p in source.packets.iter().filter(|p| p.starts.is_some()) {
