@@ -178,3 +178,38 @@ fn bad_requests_and_delete() {
     let (status, _) = d.api("DELETE", &format!("/v1/rtp-sessions/{id}"), None);
     assert_eq!(status, 404);
 }
+
+/// A WebRTC sender's audio arrives a few ms after its first video frame (the
+/// CI failure of whip::chromium_publishes_vp8_and_opus...), here 400 ms: a
+/// Matroska muxer's track list is fixed at its first frame, but nothing is on
+/// disk yet, so the part begins again with both tracks instead of ending and
+/// waiting for the next key frame.
+#[test]
+fn audio_that_starts_after_the_first_key_frame_joins_the_first_part() {
+    let _g = serial();
+    let src = source_h264_opus();
+    let late = encoded_once("h264_opus_8s_audio_400ms_late.ts", |tmp| {
+        let mut c = Command::new("ffmpeg");
+        c.args(["-v", "error", "-y", "-i"])
+            .arg(&src)
+            .args(["-itsoffset", "0.4", "-i"])
+            .arg(&src)
+            .args(["-map", "0:v", "-map", "1:a", "-c", "copy", "-f", "mpegts"])
+            .arg(tmp);
+        c
+    });
+    let config = format!("{CONFIG}\n[recording]\ncontainer = \"mkv\"\n");
+    let d = Daemon::start_with_config(&config, &[]);
+    let s = open(&d, json!({"stream": "sfu/late", "tracks": tracks()}));
+    let (ok, err) = finish(send(&late, &s, &["-rtpflags", "send_bye"], "rtp"));
+    assert!(ok, "ffmpeg rtp: {err}");
+    let rec = finalized(&d, "sfu/late", Duration::from_secs(15));
+    assert_eq!(rec["parts"].as_array().unwrap().len(), 1, "{rec}");
+    assert_eq!(rec["container"], "mkv", "{rec}");
+    assert_every_frame(&d, &rec, &late, &["h264", "opus"], 0.08);
+    assert!(
+        d.log().contains("part begun again"),
+        "the audio came after the part opened: {}",
+        d.log()
+    );
+}

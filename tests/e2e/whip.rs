@@ -188,3 +188,54 @@ fn offers_need_a_token_and_a_valid_sdp() {
     let (status, _) = d.api("DELETE", "/v1/whip-sessions/nope", None);
     assert_eq!(status, 404);
 }
+
+/// A recording started through the API while Chromium publishes VP8: Chromium
+/// makes a key frame only when asked (one in 8 s otherwise), so the recorder's
+/// wait for one goes out as a PLI and the recording begins within moments of
+/// the request instead of at the end of the session.
+#[test]
+fn a_recording_started_mid_stream_asks_chromium_for_a_key_frame() {
+    let _g = serial();
+    let config = format!("{CONFIG}\n[recording]\nrecord = \"none\"\n");
+    let d = Daemon::start_with_config(&config, &[]);
+    let endpoint = d.url("/v1/whip/web/asked");
+    let browser = std::thread::spawn(move || {
+        chromium_publish(&endpoint, API_KEY, "VP8", 8, Duration::from_secs(60))
+    });
+    live_streams(&d, 1, 2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, started) = d.api(
+        "POST",
+        "/v1/recordings",
+        Some(serde_json::json!({"stream": "web/asked"})),
+    );
+    assert_eq!(status, 201, "{started}");
+    let asked_at = std::time::Instant::now();
+    let logged = browser.join().unwrap();
+    let window = asked_at.elapsed().as_secs_f64();
+    let sent = logged
+        .iter()
+        .find(|v| v["state"] == "sent")
+        .unwrap_or_else(|| panic!("page log: {logged:?}\n{}", d.log()))["sent"]
+        .clone();
+
+    let rec = finalized(&d, "web/asked", Duration::from_secs(10));
+    let file = part_file(&d, &rec, 1);
+    let got = probe(&file);
+    println!("recording {got:?} over {window:.1} s, browser sent {sent}");
+    assert!(
+        sent["video"]["keyFramesEncoded"].as_u64().unwrap() >= 2,
+        "the browser was asked for a key frame: {sent}"
+    );
+    // The window ends with the browser's 0.7 s stats wait and its DELETE;
+    // the frame rate is what the browser managed over its 8 s.
+    let rate = sent["video"]["framesSent"].as_u64().unwrap() as f64 / 8.0;
+    let frames = got.stream("vp8").packets as f64;
+    assert!(
+        frames >= rate * (window - 2.0),
+        "recorded {frames} video frames after asking, in a {window:.1} s window at {rate} fps\n{}",
+        d.log()
+    );
+    assert!(starts_with_key_frame(&file));
+    decode_all(&file).unwrap();
+}

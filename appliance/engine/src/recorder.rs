@@ -177,8 +177,9 @@ struct OpenPart {
     muxer: FileMuxer,
     frames: FrameCounts,
     /// The part's frames until its first write: while nothing is on disk, a
-    /// track that arrives late (G.711 after the first key frame) may still
-    /// change the container `auto` picks, and the part is begun again in it.
+    /// track that arrives late (WebRTC audio a few ms after the first video
+    /// frame, G.711 after the first key frame) begins the part again, with
+    /// every track and in the container `auto` now picks.
     unwritten: Option<Vec<Frame>>,
 }
 
@@ -355,6 +356,13 @@ impl Recorder {
         if let Some(p) = self.part.as_mut() {
             match p.muxer.update_tracks(&self.tracks) {
                 Ok(left_out) => self.note_tracks(&left_out),
+                // A muxer fixes its track list at its first frame (Matroska) or
+                // its first write (MP4, TS). While nothing is on disk the part
+                // is begun again with every track: a WebRTC sender's audio
+                // arrives a few ms after its first video frame.
+                Err(edgerec_mux::TracksFixed) if p.unwritten.is_some() => {
+                    return self.reopen_part().await;
+                }
                 Err(edgerec_mux::TracksFixed) => {
                     // Sample entries are fixed once written: a new part begins.
                     info!(recording = %self.rec.id, "tracks changed; starting a new part");
@@ -392,8 +400,13 @@ impl Recorder {
         let cut_point = if has_video { is_video && f.key } else { true };
 
         if let Some(p) = &self.part {
-            if cut_point && self.rotation_due(p) {
-                self.close_part(PartState::Finalized).await?;
+            if (cut_point || is_video) && self.rotation_due(p) {
+                if cut_point {
+                    self.close_part(PartState::Finalized).await?;
+                } else {
+                    // A WebRTC sender makes key frames only when asked.
+                    self.stream.want_key_frame();
+                }
             }
         }
         let mut preroll = Vec::new();
@@ -408,6 +421,7 @@ impl Recorder {
                     self.preroll.push(f);
                 } else {
                     self.shared.metrics.dropped(DropReason::BeforeKeyFrame);
+                    self.stream.want_key_frame();
                 }
                 return Ok(());
             }
@@ -466,7 +480,7 @@ impl Recorder {
         let Some(first) = frames.iter().min_by_key(|f| f.dts).cloned() else {
             return Ok(());
         };
-        info!(recording = %self.rec.id, from = %path.display(), "tracks changed before the first write; container chosen again");
+        info!(recording = %self.rec.id, from = %path.display(), "tracks changed before the first write; part begun again");
         self.open_part(&first, on_key).await?;
         for f in frames {
             let video = self
@@ -495,7 +509,10 @@ impl Recorder {
                 }
             }
             PushOutcome::DroppedBeforeKey => {
-                self.shared.metrics.dropped(DropReason::BeforeKeyFrame)
+                self.shared.metrics.dropped(DropReason::BeforeKeyFrame);
+                if is_video {
+                    self.stream.want_key_frame();
+                }
             }
             PushOutcome::DroppedTrack => self.shared.metrics.dropped(DropReason::UnsupportedTrack),
         }
@@ -700,8 +717,7 @@ impl Recorder {
             format,
             muxer,
             frames: FrameCounts::default(),
-            // Only "auto" can change its mind about the container.
-            unwritten: (self.settings.container == Container::Auto).then(Vec::new),
+            unwritten: Some(Vec::new()),
         });
         // The file and its directory entry are durable; now the index may name it.
         self.commit()

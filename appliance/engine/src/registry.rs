@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -86,6 +86,9 @@ pub struct LiveStream {
     /// Why the stream is not being recorded although it should be (low disk).
     pub blocked: RwLock<Option<String>>,
     pub commands: mpsc::Sender<StreamCommand>,
+    /// The recorder waits for a video key frame (a part to begin or a rotation
+    /// due); ingests that can ask the sender for one (WebRTC, relayed RTP) do.
+    pub key_frame_wanted: AtomicBool,
 }
 
 /// What the API shows for a live stream.
@@ -107,6 +110,16 @@ pub struct StreamView {
 }
 
 impl LiveStream {
+    /// Asks the ingest to request a video key frame from the sender.
+    pub fn want_key_frame(&self) {
+        self.key_frame_wanted.store(true, Relaxed);
+    }
+
+    /// Whether a key frame was wanted since the last call.
+    pub fn take_key_frame_request(&self) -> bool {
+        self.key_frame_wanted.load(Relaxed) && self.key_frame_wanted.swap(false, Relaxed)
+    }
+
     pub fn set_remote(&self, remote: SocketAddr) {
         *self.remote.write().unwrap_or_else(|e| e.into_inner()) = remote;
     }

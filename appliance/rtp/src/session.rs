@@ -355,6 +355,14 @@ impl RtpSession {
         self.release(now);
     }
 
+    /// Asks the senders of video tracks for a key frame (a PLI with the next
+    /// RTCP, if the sender takes PLI), until one comes.
+    pub fn request_key_frame(&mut self) {
+        for t in &mut self.tracks {
+            t.want_key |= t.kind == MediaKind::Video;
+        }
+    }
+
     /// Gives up on holes whose time has come, sends due RTCP.
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..self.tracks.len() {

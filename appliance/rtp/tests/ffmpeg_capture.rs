@@ -54,24 +54,34 @@ struct Out {
 
 fn run(packets: Vec<(u8, Bytes)>, opts: SessionOptions) -> (Out, edgerec_rtp::SessionStats) {
     let mut s = RtpSession::new(specs(), opts).unwrap();
-    let t0 = Instant::now();
-    let mut now = t0;
     let mut out = Out {
         tracks: vec![],
         frames: vec![],
         dropped: vec![],
     };
-    let drain = |s: &mut RtpSession, out: &mut Out| {
-        while let Some(e) = s.poll_event() {
-            match e {
-                Event::Track(t) => out.tracks.push(t),
-                Event::Frame(f) => out.frames.push(f),
-                Event::Dropped { reason, .. } => out.dropped.push(reason),
-                Event::Bye { .. } => {}
-            }
+    let now = replay(&mut s, packets, &mut out);
+    s.handle_end(now);
+    drain(&mut s, &mut out);
+    (out, s.stats())
+}
+
+/// Events into `out`; what the session sends is discarded.
+fn drain(s: &mut RtpSession, out: &mut Out) {
+    while let Some(e) = s.poll_event() {
+        match e {
+            Event::Track(t) => out.tracks.push(t),
+            Event::Frame(f) => out.frames.push(f),
+            Event::Dropped { reason, .. } => out.dropped.push(reason),
+            Event::Bye { .. } => {}
         }
-        while s.poll_transmit().is_some() {}
-    };
+    }
+    while s.poll_transmit().is_some() {}
+}
+
+/// Feeds the datagrams 7 ms apart, as their timeouts come; the time of the last.
+fn replay(s: &mut RtpSession, packets: Vec<(u8, Bytes)>, out: &mut Out) -> Instant {
+    let t0 = Instant::now();
+    let mut now = t0;
     for (i, (port, d)) in packets.into_iter().enumerate() {
         now = t0 + Duration::from_millis(i as u64 * 7);
         let track = usize::from(port / 2);
@@ -83,11 +93,9 @@ fn run(packets: Vec<(u8, Bytes)>, opts: SessionOptions) -> (Out, edgerec_rtp::Se
         while s.poll_timeout().is_some_and(|t| t <= now) {
             s.handle_timeout(now);
         }
-        drain(&mut s, &mut out);
+        drain(s, out);
     }
-    s.handle_end(now);
-    drain(&mut s, &mut out);
-    (out, s.stats())
+    now
 }
 
 fn frames_of(out: &Out, id: u32) -> Vec<&Frame> {
@@ -172,4 +180,42 @@ fn garbage_datagrams_are_dropped_with_a_reason() {
         .dropped
         .iter()
         .any(|r| r.contains("shorter than its header")));
+}
+
+/// The recorder waits for a key frame (an API start mid-stream, a rotation
+/// due): the video sender is asked with a PLI in the next RTCP, the audio
+/// sender is not, and nobody is asked again once a key frame came.
+#[test]
+fn a_key_frame_request_goes_to_the_video_sender_as_a_pli() {
+    let opts = SessionOptions {
+        feedback: edgerec_rtp::Feedback {
+            nack: false,
+            pli: true,
+        },
+        ..SessionOptions::default()
+    };
+    let mut s = RtpSession::new(specs(), opts).unwrap();
+    let mut out = Out {
+        tracks: vec![],
+        frames: vec![],
+        dropped: vec![],
+    };
+    let is_pli = |d: &Bytes| d.windows(2).any(|w| w == [0x81, 206]);
+    let sent = |s: &mut RtpSession, at: Instant| {
+        s.handle_timeout(at);
+        std::iter::from_fn(|| s.poll_transmit())
+            .map(|t| (t.track, is_pli(&t.data)))
+            .collect::<Vec<_>>()
+    };
+    // Asked before anything came; the capture starts with a key frame, and
+    // then nobody is asked any more.
+    s.request_key_frame();
+    let now = replay(&mut s, capture(), &mut out);
+    let after = sent(&mut s, now + Duration::from_secs(2));
+    assert!(after.iter().all(|&(_, pli)| !pli), "{after:?}");
+
+    s.request_key_frame();
+    let asked = sent(&mut s, now + Duration::from_secs(4));
+    assert!(asked.contains(&(0, true)), "{asked:?}");
+    assert!(!asked.contains(&(1, true)), "{asked:?}");
 }

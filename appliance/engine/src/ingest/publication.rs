@@ -60,6 +60,7 @@ impl Publication {
             recording: RwLock::new(None),
             blocked: RwLock::new(None),
             commands: commands_tx,
+            key_frame_wanted: Default::default(),
         });
         if !shared.registry.claim(live.clone()) {
             warn!(stream = %name, "refused: the stream is already being published");

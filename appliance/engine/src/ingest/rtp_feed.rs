@@ -195,7 +195,8 @@ impl RtpFeed {
     }
 
     /// Hands the session's tracks and frames to `p`, logs drops, marks BYEs in
-    /// `byes` and moves the counters into the stream's.
+    /// `byes`, passes the recorder's key frame request on and moves the
+    /// counters into the stream's.
     pub async fn drain(&mut self, p: &mut Publication, byes: &mut [bool]) {
         while let Some(ev) = self.session.poll_event() {
             match ev {
@@ -218,6 +219,10 @@ impl RtpFeed {
             }
         }
         p.send_frames().await;
+        if p.live().take_key_frame_request() {
+            // A PLI goes with the next RTCP if the sender takes them.
+            self.session.request_key_frame();
+        }
         let now = self.session.stats();
         let (was, st) = (&self.reported, &p.live().stats);
         st.packets_lost

@@ -26,7 +26,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use edgerec_media::annexb::nal_units;
 use edgerec_media::{
-    Codec, Frame, MediaTime, Timescale, TrackId, TrackInfo, TrackParams, VideoParams,
+    Codec, Frame, MediaKind, MediaTime, Timescale, TrackId, TrackInfo, TrackParams, VideoParams,
 };
 use edgerec_rtp::depacketize::h264::H264;
 use edgerec_rtp::depacketize::{opus, Depacketizer, Description};
@@ -44,6 +44,9 @@ use super::publication::{next_command, Origin, Publication};
 use super::rtp_feed::{bind, sleep_until};
 use crate::config::check_stream_name;
 use crate::{EngineError, Shared};
+
+/// The recorder's key frame requests go out at most this often.
+const PLI_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the API shows about a WHIP session.
 #[derive(Clone, Debug, Serialize)]
@@ -250,6 +253,17 @@ enum Out {
 }
 
 impl Tracks {
+    fn video_mids(&self) -> impl Iterator<Item = Mid> + '_ {
+        self.by_mid
+            .iter()
+            .filter(|(_, t)| {
+                t.info
+                    .as_ref()
+                    .is_some_and(|i| i.kind() == MediaKind::Video)
+            })
+            .map(|(m, _)| *m)
+    }
+
     fn handle(&mut self, d: MediaData, out: &mut Vec<Out>) {
         let codec = match d.params.spec().codec {
             WebrtcCodec::H264 => Codec::H264,
@@ -503,6 +517,7 @@ async fn run(
         epoch: None,
     };
     let mut out = Vec::new();
+    let mut last_pli: Option<Instant> = None;
     let mut buf = vec![0u8; 2000];
     let reason: &'static str = 'session: loop {
         // Everything str0m has to say, up to its next deadline.
@@ -546,6 +561,18 @@ async fn run(
             }
         }
         publication.send_frames().await;
+        if last_pli.is_none_or(|at| at.elapsed() >= PLI_INTERVAL)
+            && publication.live().take_key_frame_request()
+        {
+            // The recorder waits for a key frame: Chromium makes one only
+            // when asked (one in 8 s otherwise).
+            last_pli = Some(Instant::now());
+            for mid in tracks.video_mids() {
+                if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
+                    rx.request_keyframe(KeyframeRequestKind::Pli);
+                }
+            }
+        }
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, source)) => {
