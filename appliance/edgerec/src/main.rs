@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use edgerec_control::ApiState;
 use edgerec_engine::config::LogFormat;
 use edgerec_engine::Engine;
-use tracing::{error, info};
+use tracing::info;
 
 #[derive(Parser)]
 #[command(
@@ -125,12 +125,7 @@ fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("HTTP server")?;
-        match Arc::try_unwrap(engine) {
-            Ok(engine) => engine.shutdown().await,
-            Err(_) => error!(
-                "engine still in use at shutdown; recordings will be recovered at next start"
-            ),
-        }
+        engine.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })
 }

@@ -106,7 +106,8 @@ pub struct Shared {
 
 pub struct Engine {
     shared: Arc<Shared>,
-    shards: Vec<std::thread::JoinHandle<()>>,
+    /// Taken by [`Engine::shutdown`].
+    shards: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
     stop: watch::Sender<bool>,
     rtmp_addr: SocketAddr,
     rtsp_addr: Option<SocketAddr>,
@@ -114,13 +115,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the index, recovers open recordings, binds the listeners and starts the
-    /// shards.
     /// The Wasm extensions and their bindings.
     pub fn extensions(&self) -> &extensions::Extensions {
         &self.shared.extensions
     }
 
+    /// Opens the index, recovers open recordings, binds the listeners and starts the
+    /// shards.
     pub fn start(config: Config) -> Result<Engine, EngineError> {
         config.validate().map_err(EngineError::BadRequest)?;
         let root = config.recordings_dir();
@@ -266,7 +267,7 @@ impl Engine {
         }
         Ok(Engine {
             shared,
-            shards,
+            shards: std::sync::Mutex::new(shards),
             stop,
             rtmp_addr,
             rtsp_addr,
@@ -494,8 +495,11 @@ impl Engine {
         Ok(self.shared.root.join(&part.path))
     }
 
-    /// Finalizes every recording, then stops the shards.
-    pub async fn shutdown(self) {
+    /// Finalizes every recording, then stops the shards. By reference: an HTTP
+    /// connection task may still hold the engine for a moment after the server
+    /// returned (axum drops its service after signalling it is done), and the
+    /// recordings must be finalized all the same.
+    pub async fn shutdown(&self) {
         let streams = self.shared.registry.all();
         info!(
             streams = streams.len(),
@@ -517,7 +521,7 @@ impl Engine {
         }
         waits.join_all().await;
         let _ = self.stop.send(true);
-        let shards = self.shards;
+        let shards = std::mem::take(&mut *self.shards.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = tokio::task::spawn_blocking(move || {
             for s in shards {
                 let _ = s.join();
