@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::publication::Publication;
+use crate::registry::StreamCommand;
 use crate::{EngineError, Shared};
 
 /// Warnings per session before they go to debug level.
@@ -234,6 +235,19 @@ impl RtpFeed {
         st.discontinuities
             .fetch_add(now.discontinuities - was.discontinuities, Relaxed);
         self.reported = now;
+    }
+
+    /// Handles an API command for `p`; `true` when the feed must end (shutdown),
+    /// in which case what the session still held (the jitter buffer, frames
+    /// waiting for the clock or for their decode times) has been recorded
+    /// first: without this a graceful shutdown lost the last frames of every
+    /// RTP feed still sending.
+    pub async fn on_command(&mut self, p: &mut Publication, cmd: StreamCommand) -> bool {
+        if matches!(cmd, StreamCommand::Shutdown { .. }) {
+            self.session.handle_end(Instant::now());
+            self.drain(p, &mut []).await;
+        }
+        p.on_command(cmd).await
     }
 
     /// Releases what the session still holds and ends the publication.

@@ -368,7 +368,7 @@ async fn run(
             }
             _ = sleep_until(deadline), if deadline.is_some() => feed.session.handle_timeout(Instant::now()),
             Some(cmd) = next_command(Some(&mut publication)) => {
-                if publication.on_command(cmd).await {
+                if feed.on_command(&mut publication, cmd).await {
                     // Shutdown: the publication has ended.
                     shared.relays.lock().remove(&id);
                     return;

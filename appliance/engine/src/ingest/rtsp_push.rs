@@ -138,7 +138,11 @@ async fn connection(
             }
             Some(cmd) = next_command(live.as_mut().map(|l| &mut l.publication)) => {
                 if let Some(l) = live.as_mut() {
-                    if l.publication.on_command(cmd).await {
+                    let done = match l.feed.as_mut() {
+                        Some(f) => f.on_command(&mut l.publication, cmd).await,
+                        None => l.publication.on_command(cmd).await,
+                    };
+                    if done {
                         // Shutdown: the publication has ended.
                         return;
                     }
