@@ -28,7 +28,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEMS = ["edgerec", "nginx-rtmp", "ffmpeg", "gstreamer", "floor", "floor-nosync",
-           "edgerec-udp", "edgerec-srt"]
+           "edgerec-udp", "edgerec-srt", "edgerec-rtp"]
 API_KEY = "bench-key"
 GIVE_UP_S = 5.0
 
@@ -325,6 +325,29 @@ class EdgerecSrt(EdgerecTs):
     transport = "srt"
 
 
+class EdgerecRtp(Edgerec):
+    """edgerec taking the same frames as relayed RTP (H.264 + AAC-hbr, what an SFU's
+    plain transport sends): each publisher opens a session through the API and
+    sends to its two ports. Run at the N of `--ingest-feeds` only, as the TS
+    ingests."""
+
+    name = "edgerec-rtp"
+
+    def __init__(self, bins, work, n, settings=None):
+        super().__init__(bins, work, n, settings)
+        # RTP and RTCP for two tracks per feed, and room to spare.
+        self.ports = 4 * n + 16
+        self.base = free_block(self.ports)
+        self.url = f"rtp://127.0.0.1:{self.http}/live/feed{{i}}"
+
+    def serve_args(self):
+        conf = os.path.join(self.work, "edgerec.toml")
+        with open(conf, "w") as fh:
+            fh.write(f'[rtp]\nlisten_ip = "127.0.0.1"\nport_min = {self.base}\n'
+                     f'port_max = {self.base + self.ports - 1}\n')
+        return ["--config", conf]
+
+
 NGINX_CONF = """
 daemon off;
 master_process off;
@@ -531,8 +554,9 @@ class FloorNoSync(Floor):
 
 
 CLASSES = {c.name: c for c in (Edgerec, NginxRtmp, FfmpegPerFeed, Gstreamer, Floor, FloorNoSync,
-                                EdgerecUdp, EdgerecSrt)}
-INGESTS = (EdgerecUdp.name, EdgerecSrt.name)
+                                EdgerecUdp, EdgerecSrt, EdgerecRtp)}
+TS_INGESTS = (EdgerecUdp.name, EdgerecSrt.name)
+INGESTS = TS_INGESTS + (EdgerecRtp.name,)
 
 
 def histogram_quantiles(text, name):
@@ -695,7 +719,8 @@ def run_one(system, n, args, bins, scratch):
     source = args.ts_source if getattr(sut, "ts", False) else args.source
     gen = Proc([os.path.join(bins, "edgerec-loadgen"), "--source", source, "--feeds", str(n),
                 "--duration", str(args.duration), "--url", sut.url, "--ramp", str(args.ramp),
-                "--give-up", str(GIVE_UP_S), "--base-port", str(getattr(sut, "base", 0))],
+                "--give-up", str(GIVE_UP_S), "--base-port", str(getattr(sut, "base", 0)),
+                "--api-key", API_KEY],
                os.path.join(work, "loadgen.json"), err_path=os.path.join(work, "loadgen.log"))
     gen.reap(args.duration + args.ramp + 120)
     if gen.rusage is None:
@@ -1019,8 +1044,9 @@ def main():
                     help="the N at which the floors run (comma-separated): a reference, not a "
                          "peer, so by default only at the goal's 200 feeds")
     ap.add_argument("--ingest-feeds", default="200",
-                    help="the N at which edgerec-udp and edgerec-srt run (MPEG-TS ingests "
-                         "beside RTMP's): by default only at the goal's 200 feeds")
+                    help="the N at which edgerec-udp, edgerec-srt and edgerec-rtp run (the "
+                         "MPEG-TS and RTP ingests beside RTMP's): by default only at the goal's "
+                         "200 feeds")
     ap.add_argument("--ts-source",
                     help="the source as MPEG-TS (ffmpeg -c copy -f mpegts -pes_payload_size 0), "
                          "for edgerec-udp and edgerec-srt")
@@ -1046,9 +1072,9 @@ def main():
         check_system(s)
     if args.ts_source:
         args.ts_source = os.path.abspath(args.ts_source)
-    elif any(base_system(s) in INGESTS for s in systems):
-        log("== no --ts-source: the MPEG-TS ingests (" + ", ".join(INGESTS) + ") are not run")
-        systems = [s for s in systems if base_system(s) not in INGESTS]
+    elif any(base_system(s) in TS_INGESTS for s in systems):
+        log("== no --ts-source: the MPEG-TS ingests (" + ", ".join(TS_INGESTS) + ") are not run")
+        systems = [s for s in systems if base_system(s) not in TS_INGESTS]
     results, stopped = [], set()
     t_load = time.time()
     floor_feeds = {int(x) for x in args.floor_feeds.split(",") if x}

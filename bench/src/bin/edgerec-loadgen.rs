@@ -1,6 +1,7 @@
 //! edgerec-loadgen: N concurrent publishers replaying one pre-encoded file at real-time
-//! pace, each with its own timestamp offset, on one thread: RTMP from an FLV file, or
-//! MPEG-TS over UDP, TCP or SRT from a TS file (the URL's scheme says which).
+//! pace, each with its own timestamp offset, on one thread: RTMP from an FLV file,
+//! MPEG-TS over UDP, TCP or SRT from a TS file, or RTP from the FLV file into
+//! sessions opened through edgerec's API (the URL's scheme says which).
 //!
 //! Prints a JSON report (frames sent per feed against the frames scheduled, worst lag
 //! behind real time, its own CPU and memory) so the harness can count lost frames and
@@ -14,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use edgerec_bench::publisher::Publisher;
+use edgerec_bench::rtp_source::{self, RtpSource};
 use edgerec_bench::source::{Source, TagKind};
 use edgerec_bench::ts_source::{pid, TsRewriter, TsSource, PACKET};
 use serde::Serialize;
@@ -24,8 +26,9 @@ use tokio::time::{sleep_until, timeout, Instant};
 #[derive(Parser, Debug, Clone)]
 #[command(version, about)]
 struct Args {
-    /// File to replay: FLV for rtmp:// (H.264 + AAC, as `ffmpeg -f flv` writes it),
-    /// MPEG-TS for udp://, tcp:// and srt:// (`ffmpeg -f mpegts -pes_payload_size 0`).
+    /// File to replay: FLV for rtmp:// and rtp:// (H.264 + AAC, as `ffmpeg -f flv`
+    /// writes it), MPEG-TS for udp://, tcp:// and srt:// (`ffmpeg -f mpegts
+    /// -pes_payload_size 0`).
     #[arg(long)]
     source: std::path::PathBuf,
     /// Number of concurrent publishers.
@@ -36,9 +39,13 @@ struct Args {
     duration: f64,
     /// Publish URL; `{i}` is the feed number, `{port}` is `--base-port` + `{i}`:
     /// `rtmp://host:port/app/name`, `udp://host:port`, `tcp://host:port`,
-    /// `srt://host:port?streamid=app/name`.
+    /// `srt://host:port?streamid=app/name`, or `rtp://host:port/app/name`: an RTP
+    /// session opened through the edgerec API at host:port (`POST /v1/rtp-sessions`).
     #[arg(long, default_value = "rtmp://127.0.0.1:1935/live/feed{i}")]
     url: String,
+    /// The API key for rtp:// sessions.
+    #[arg(long, env = "EDGEREC_API_KEY", default_value = "")]
+    api_key: String,
     #[arg(long, default_value_t = 20000)]
     base_port: u32,
     /// Publishers start spread over this many seconds.
@@ -93,6 +100,10 @@ fn main() -> Result<()> {
         Load::Rtmp(Rc::new(
             Source::parse(Bytes::from(file)).context("parsing the FLV source")?,
         ))
+    } else if args.url.starts_with("rtp://") {
+        let flv = Source::parse(Bytes::from(file)).context("parsing the FLV source")?;
+        let rtp = RtpSource::from_flv(&flv).context("cutting the FLV source into RTP")?;
+        Load::Rtp(Rc::new(flv), Rc::new(rtp))
     } else {
         Load::Ts(Rc::new(
             TsSource::parse(Bytes::from(file)).context("parsing the MPEG-TS source")?,
@@ -121,6 +132,7 @@ fn main() -> Result<()> {
                 tokio::time::sleep(delay).await;
                 let run = match &source {
                     Load::Rtmp(source) => run_feed(&args, source, i, &url, &mut r).await,
+                    Load::Rtp(_, source) => run_rtp_feed(&args, source, i, &url, &mut r).await,
                     Load::Ts(source) => run_ts_feed(&args, source, i, &url, &mut r).await,
                 };
                 if let Err(e) = run {
@@ -138,7 +150,7 @@ fn main() -> Result<()> {
     let wall = started.elapsed().as_secs_f64();
     let duration_ms = (args.duration * 1000.0) as u64;
     let (video_scheduled, audio_scheduled) = match &source {
-        Load::Rtmp(s) => s.frames_in(duration_ms),
+        Load::Rtmp(s) | Load::Rtp(s, _) => s.frames_in(duration_ms),
         Load::Ts(s) => s.frames_in(duration_ms),
     };
     let ru = rusage();
@@ -176,6 +188,8 @@ fn main() -> Result<()> {
 enum Load {
     Rtmp(Rc<Source>),
     Ts(Rc<TsSource>),
+    /// The FLV (its frame schedule) and its frames as RTP.
+    Rtp(Rc<Source>, Rc<RtpSource>),
 }
 
 fn rusage() -> libc::rusage {
@@ -482,4 +496,125 @@ async fn run_ts_feed(
         }
     }
     target.finish().await
+}
+
+/// Opens an RTP session for `stream` through the API at `http` (host:port); the
+/// RTP ports of its video and audio tracks.
+async fn open_rtp_session(
+    http: &str,
+    key: &str,
+    stream: &str,
+    tracks: serde_json::Value,
+) -> Result<(u16, u16)> {
+    let url = format!("http://{http}/v1/rtp-sessions");
+    let body = serde_json::json!({"stream": stream, "tracks": tracks});
+    let auth = format!("Bearer {key}");
+    // ureq is blocking: off the generator's one thread.
+    let v: serde_json::Value = tokio::task::spawn_blocking(move || {
+        ureq::post(&url)
+            .set("Authorization", &auth)
+            .timeout(Duration::from_secs(10))
+            .send_json(body)
+            .map_err(|e| match e {
+                ureq::Error::Status(s, r) => {
+                    anyhow::anyhow!("{s}: {}", r.into_string().unwrap_or_default())
+                }
+                e => e.into(),
+            })?
+            .into_json()
+            .context("session JSON")
+    })
+    .await??;
+    let port = |i: usize| {
+        v["tracks"][i]["rtp_port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .with_context(|| format!("no rtp_port for track {i} in {v}"))
+    };
+    Ok((port(0)?, port(1)?))
+}
+
+/// One RTP publisher: a session opened through the API, then every frame's
+/// payloads at its FLV decode time, with this feed's SSRCs, sequence numbers and
+/// timestamps (a loop's length more on each loop); a BYE on each track at the end.
+async fn run_rtp_feed(
+    args: &Args,
+    source: &RtpSource,
+    i: u32,
+    url: &str,
+    r: &mut FeedReport,
+) -> Result<()> {
+    let rest = url
+        .strip_prefix("rtp://")
+        .context("URL must start with rtp://")?;
+    let (http, stream) = rest.split_once('/').context("URL has no stream name")?;
+    let (video_port, audio_port) =
+        open_rtp_session(http, &args.api_key, stream, source.tracks_json()).await?;
+    let host = http.rsplit_once(':').map_or(http, |(h, _)| h);
+    let socket = |port: u16| {
+        let to = format!("{host}:{port}");
+        async move {
+            let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+            s.connect(&to)
+                .await
+                .with_context(|| format!("udp connect {to}"))?;
+            Ok::<_, anyhow::Error>(s)
+        }
+    };
+    let (video, audio) = (socket(video_port).await?, socket(audio_port).await?);
+    r.live = true;
+
+    // Every feed's SSRCs, sequence numbers and timestamps are its own.
+    let ssrc = |track: u32| 0x4544_0000 ^ (i << 1 | track);
+    let mut seq = [(i as u16).wrapping_mul(997), (i as u16).wrapping_mul(991)];
+    let ts_base = [i.wrapping_mul(90_000), i.wrapping_mul(48_000)];
+    let duration_ms = (args.duration * 1000.0) as u64;
+    let give_up_ms = (args.give_up * 1000.0) as u64;
+    let n = source.frames.len();
+    let period = u64::from(source.period_ms);
+    let sched = |k: usize| (k / n) as u64 * period + u64::from(source.frames[k % n].send_ms);
+    let mut packet = BytesMut::with_capacity(rtp_source::MTU + 12);
+    let start = Instant::now();
+    let mut next = 0usize;
+    while sched(next) < duration_ms {
+        let due = sched(next);
+        sleep_until(start + Duration::from_millis(due)).await;
+        let now_ms = start.elapsed().as_millis() as u64;
+        r.max_lag_ms = r.max_lag_ms.max(now_ms.saturating_sub(due));
+        if now_ms.saturating_sub(due) > give_up_ms {
+            bail!("{} ms behind real time: gave up", now_ms - due);
+        }
+        // Everything due within the next 10 ms goes now.
+        while sched(next) < duration_ms && sched(next) <= now_ms + 10 {
+            let f = &source.frames[next % n];
+            let loops = (next / n) as u32;
+            next += 1;
+            let (t, pt, sock) = match f.kind {
+                TagKind::Video => (0, rtp_source::VIDEO_PT, &video),
+                _ => (1, rtp_source::AUDIO_PT, &audio),
+            };
+            let ts = ts_base[t]
+                .wrapping_add(loops.wrapping_mul(source.period_ticks(f.kind)))
+                .wrapping_add(f.ts);
+            for (k, p) in f.payloads.iter().enumerate() {
+                let last = k + 1 == f.payloads.len();
+                rtp_source::write_header(&mut packet, pt, last, seq[t], ts, ssrc(t as u32));
+                packet.extend_from_slice(p);
+                sock.send(&packet).await?;
+                r.bytes_sent += packet.len() as u64;
+                packet.clear();
+                seq[t] = seq[t].wrapping_add(1);
+            }
+            match f.kind {
+                TagKind::Video => r.video_sent += 1,
+                _ => r.audio_sent += 1,
+            }
+        }
+    }
+    // RTCP goes to the port after each RTP port.
+    for (t, port) in [(0u32, video_port), (1, audio_port)] {
+        let s = socket(port + 1).await?;
+        s.send(&rtp_source::bye(ssrc(t))).await?;
+    }
+    Ok(())
 }
