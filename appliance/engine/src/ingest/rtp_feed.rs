@@ -98,6 +98,11 @@ pub(super) struct Receivers {
     /// Where RTCP for track `i` is sent from (its RTCP socket, or its RTP one when muxed).
     pub senders: Vec<Option<Rc<tokio::net::UdpSocket>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Every socket, as (track, RTCP port, socket), for what they still hold at
+    /// the end.
+    sockets: Vec<(usize, bool, Rc<tokio::net::UdpSocket>)>,
+    /// Taken by [`Receivers::take_queued`] and not yet handed out by `linger`.
+    pending: std::collections::VecDeque<Datagram>,
     /// When [`Receivers::linger`] gives up.
     linger_until: Option<Instant>,
 }
@@ -110,6 +115,8 @@ impl Receivers {
             rx,
             senders: Vec::new(),
             tasks: Vec::new(),
+            sockets: Vec::new(),
+            pending: Default::default(),
             linger_until: None,
         }
     }
@@ -117,6 +124,7 @@ impl Receivers {
     /// Starts receiving on `ports` as track `track` (on the current shard).
     pub fn add(&mut self, track: usize, ports: Ports) -> std::io::Result<()> {
         let rtp = Rc::new(tokio::net::UdpSocket::from_std(ports.rtp)?);
+        self.sockets.push((track, false, rtp.clone()));
         self.tasks.push(tokio_uring::spawn(receive(
             rtp.clone(),
             track,
@@ -126,6 +134,7 @@ impl Receivers {
         let sender = match ports.rtcp {
             Some(s) => {
                 let rtcp = Rc::new(tokio::net::UdpSocket::from_std(s)?);
+                self.sockets.push((track, true, rtcp.clone()));
                 self.tasks.push(tokio_uring::spawn(receive(
                     rtcp.clone(),
                     track,
@@ -148,9 +157,37 @@ impl Receivers {
         self.tasks.is_empty()
     }
 
+    /// Everything received and not yet handled, without waiting: the channel,
+    /// then what the sockets hold.
+    pub fn take_queued(&mut self) -> Vec<Datagram> {
+        let mut out: Vec<Datagram> = self.pending.drain(..).collect();
+        while let Ok(d) = self.rx.try_recv() {
+            out.push(d);
+        }
+        let mut buf = [0u8; 2048];
+        for (track, rtcp_port, s) in &self.sockets {
+            while let Ok((n, from)) = s.try_recv_from(&mut buf) {
+                out.push(Datagram {
+                    track: *track,
+                    rtcp_port: *rtcp_port,
+                    data: Bytes::copy_from_slice(&buf[..n]),
+                    from,
+                });
+            }
+        }
+        out
+    }
+
     /// The next datagram while they keep coming: `None` once none came for
     /// `quiet`, or `max` after the first call of this linger.
     pub async fn linger(&mut self, quiet: Duration, max: Duration) -> Option<Datagram> {
+        if self.linger_until.is_none() {
+            let queued = self.take_queued();
+            self.pending.extend(queued);
+        }
+        if let Some(d) = self.pending.pop_front() {
+            return Some(d);
+        }
         let until = *self
             .linger_until
             .get_or_insert_with(|| Instant::now() + max);
@@ -235,6 +272,16 @@ impl RtpFeed {
         st.discontinuities
             .fetch_add(now.discontinuities - was.discontinuities, Relaxed);
         self.reported = now;
+    }
+
+    /// Feeds a datagram to the session as track `track`'s RTP or RTCP (by its
+    /// port, or by its payload type when RTP and RTCP share the port).
+    pub fn handle_datagram(&mut self, track: usize, d: Datagram, mux: bool, now: Instant) {
+        if d.rtcp_port || (mux && edgerec_rtp::packet::is_rtcp(&d.data)) {
+            self.session.handle_rtcp(track, &d.data, now);
+        } else {
+            self.session.handle_rtp(track, d.data, now);
+        }
     }
 
     /// Handles an API command for `p`; `true` when the feed must end (shutdown),

@@ -31,6 +31,7 @@ use ulid::Ulid;
 use super::publication::{next_command, Origin, Publication};
 use super::rtp_feed::{bind, sleep_until, Ports, Receivers, RtpFeed};
 use crate::config::check_stream_name;
+use crate::registry::StreamCommand;
 use crate::{EngineError, Shared};
 
 const MAX_TRACKS: usize = 8;
@@ -356,18 +357,28 @@ async fn run(
                     info!(from = %d.from, "first packet");
                 }
                 last_data = now;
-                publication.count_bytes(d.data.len() as u64);
-                shared.metrics.bytes_received_total.fetch_add(d.data.len() as u64, Relaxed);
-                if d.rtcp_port || (mux && is_rtcp(&d.data)) {
-                    rtcp_from[d.track] = Some(d.from);
-                    feed.session.handle_rtcp(d.track, &d.data, now);
-                } else {
-                    rtp_from[d.track] = Some(d.from);
-                    feed.session.handle_rtp(d.track, d.data, now);
+                // What else the receive loops have handed over goes in the same
+                // round: the session's events, RTCP and stats once per batch.
+                let mut bytes = 0;
+                let mut next = Some(d);
+                while let Some(d) = next {
+                    bytes += d.data.len() as u64;
+                    if d.rtcp_port || (mux && is_rtcp(&d.data)) {
+                        rtcp_from[d.track] = Some(d.from);
+                    } else {
+                        rtp_from[d.track] = Some(d.from);
+                    }
+                    feed.handle_datagram(d.track, d, mux, now);
+                    next = rx.rx.try_recv().ok();
                 }
+                publication.count_bytes(bytes);
+                shared.metrics.bytes_received_total.fetch_add(bytes, Relaxed);
             }
             _ = sleep_until(deadline), if deadline.is_some() => feed.session.handle_timeout(Instant::now()),
             Some(cmd) = next_command(Some(&mut publication)) => {
+                if matches!(cmd, StreamCommand::Shutdown { .. }) {
+                    take_queued(&mut feed, &mut rx, mux);
+                }
                 if feed.on_command(&mut publication, cmd).await {
                     // Shutdown: the publication has ended.
                     shared.relays.lock().remove(&id);
@@ -403,7 +414,17 @@ async fn run(
             bye_at = Some(Instant::now() + BYE_LINGER);
         }
     };
+    take_queued(&mut feed, &mut rx, mux);
     feed.finish(publication, reason).await;
     drop(rx);
     shared.relays.lock().remove(&id);
+}
+
+/// What the channel and the sockets still hold goes to the session before it
+/// ends.
+fn take_queued(feed: &mut RtpFeed, rx: &mut Receivers, mux: bool) {
+    let now = Instant::now();
+    for d in rx.take_queued() {
+        feed.handle_datagram(d.track, d, mux, now);
+    }
 }

@@ -25,6 +25,7 @@ use ulid::Ulid;
 use super::publication::{next_command, Origin, Publication};
 use super::rtp_feed::{bind, sleep_until, Datagram, Receivers, RtpFeed};
 use crate::config::check_stream_name;
+use crate::registry::StreamCommand;
 use crate::Shared;
 
 /// Accepts publishers on this shard's listener until `stop`.
@@ -138,6 +139,11 @@ async fn connection(
             }
             Some(cmd) = next_command(live.as_mut().map(|l| &mut l.publication)) => {
                 if let Some(l) = live.as_mut() {
+                    if matches!(cmd, StreamCommand::Shutdown { .. }) {
+                        for d in udp.take_queued() {
+                            l.handle_datagram(d);
+                        }
+                    }
                     let done = match l.feed.as_mut() {
                         Some(f) => f.on_command(&mut l.publication, cmd).await,
                         None => l.publication.on_command(cmd).await,
