@@ -42,7 +42,7 @@ pub fn parameter_sets(record: &[u8]) -> Vec<&[u8]> {
     };
     let sps = rec.sequence_parameter_sets().filter_map(Result::ok);
     let pps = rec.picture_parameter_sets().filter_map(Result::ok);
-    sps.chain(pps).collect()
+    sps.chain(pps).filter(|p| !p.is_empty()).collect()
 }
 
 impl AvcConfig {
@@ -55,10 +55,14 @@ impl AvcConfig {
             .next()
             .ok_or(AvcError::NoSps)?
             .map_err(|e| AvcError::Record(format!("{e:?}")))?;
-        let nal = RefNal::new(sps_bytes, &[], true);
-        let dims = SeqParameterSet::from_bits(nal.rbsp_bits())
-            .and_then(|sps| sps.pixel_dimensions())
-            .map_err(|e| format!("{e:?}"));
+        // h264-reader panics on an empty NAL (RefNal::new); a record may
+        // announce a zero-length SPS.
+        let dims = match sps_bytes {
+            [] => Err("the SPS is empty".to_owned()),
+            _ => SeqParameterSet::from_bits(RefNal::new(sps_bytes, &[], true).rbsp_bits())
+                .and_then(|sps| sps.pixel_dimensions())
+                .map_err(|e| format!("{e:?}")),
+        };
         let ((width, height), sps_error) = match dims {
             Ok(d) => (d, None),
             Err(e) => ((0, 0), Some(e)),
@@ -169,6 +173,21 @@ mod tests {
         let c = AvcConfig::parse(&rec).unwrap();
         assert_eq!((c.width, c.height), (0, 0));
         assert!(c.sps_error.is_some());
+    }
+
+    /// The fuzzer's find (regressions/flv/empty-sps-in-avc-record): a record
+    /// announcing one SPS of zero bytes panicked inside h264-reader.
+    #[test]
+    fn an_empty_sps_keeps_the_record_without_a_panic() {
+        let rec = [
+            0x01, 0x05, 0x0c, 0x00, 0x09, 0x01, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf1, 0xa5,
+            0x28, 0x1e, 0xbd, 0x9d,
+        ];
+        let c = AvcConfig::parse(&rec).unwrap();
+        assert_eq!((c.width, c.height), (0, 0));
+        assert_eq!(c.sps_error.as_deref(), Some("the SPS is empty"));
+        assert!(parameter_sets(&rec).iter().all(|p| !p.is_empty()));
     }
 
     #[test]
