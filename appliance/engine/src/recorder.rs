@@ -524,10 +524,9 @@ impl Recorder {
 
     fn rotation_due(&self, p: &OpenPart) -> bool {
         let r = &self.settings.rotation;
-        let dur = p.muxer.duration();
-        r.duration
-            .is_some_and(|d| dur >= MediaTime::new(d.0.as_millis() as i64, Timescale::MILLIS))
-            || r.size.is_some_and(|s| p.muxer.size_estimate() >= s.0)
+        r.duration.is_some_and(|d| {
+            p.muxer.duration() >= MediaTime::new(d.0.as_millis() as i64, Timescale::MILLIS)
+        }) || r.size.is_some_and(|s| p.muxer.size_estimate() >= s.0)
     }
 
     async fn write(&mut self, b: WriteBatch) -> Result<(), Halt> {

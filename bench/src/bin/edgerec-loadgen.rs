@@ -232,6 +232,24 @@ async fn connect(addr: &str, within: Duration) -> Result<TcpStream> {
     }
 }
 
+/// Sleeps until `due` ms after `start`; the time then, in ms after `start`.
+async fn until_due(start: Instant, due: u64, give_up_ms: u64, r: &mut FeedReport) -> Result<u64> {
+    sleep_until(start + Duration::from_millis(due)).await;
+    let now_ms = start.elapsed().as_millis() as u64;
+    note_lag(now_ms, due, give_up_ms, r)?;
+    Ok(now_ms)
+}
+
+/// Keeps the worst lag behind real time; an error past `give_up_ms`.
+fn note_lag(now_ms: u64, due: u64, give_up_ms: u64, r: &mut FeedReport) -> Result<()> {
+    let lag = now_ms.saturating_sub(due);
+    r.max_lag_ms = r.max_lag_ms.max(lag);
+    if lag > give_up_ms {
+        bail!("{lag} ms behind real time: gave up");
+    }
+    Ok(())
+}
+
 async fn run_feed(
     args: &Args,
     source: &Source,
@@ -308,12 +326,7 @@ async fn run_feed(
     let result = async {
         while sched(next) < duration_ms {
             let due = sched(next);
-            sleep_until(start + Duration::from_millis(due)).await;
-            let now_ms = start.elapsed().as_millis() as u64;
-            r.max_lag_ms = r.max_lag_ms.max(now_ms.saturating_sub(due));
-            if now_ms.saturating_sub(due) > give_up_ms {
-                bail!("{} ms behind real time: gave up", now_ms - due);
-            }
+            let now_ms = until_due(start, due, give_up_ms, r).await?;
             // Everything due within the next 10 ms goes in one write.
             let (mut v, mut a) = (0, 0);
             {
@@ -457,10 +470,7 @@ async fn run_ts_feed(
         sleep_until(start + Duration::from_millis(due)).await;
         let now_ms = start.elapsed().as_millis() as u64;
         if due < duration_ms {
-            r.max_lag_ms = r.max_lag_ms.max(now_ms.saturating_sub(due));
-            if now_ms.saturating_sub(due) > give_up_ms {
-                bail!("{} ms behind real time: gave up", now_ms - due);
-            }
+            note_lag(now_ms, due, give_up_ms, r)?;
         }
         // Everything due within the next 10 ms goes in one send.
         while ended.len() < streams.len() && at(next) <= now_ms + 10 {
@@ -578,12 +588,7 @@ async fn run_rtp_feed(
     let mut next = 0usize;
     while sched(next) < duration_ms {
         let due = sched(next);
-        sleep_until(start + Duration::from_millis(due)).await;
-        let now_ms = start.elapsed().as_millis() as u64;
-        r.max_lag_ms = r.max_lag_ms.max(now_ms.saturating_sub(due));
-        if now_ms.saturating_sub(due) > give_up_ms {
-            bail!("{} ms behind real time: gave up", now_ms - due);
-        }
+        let now_ms = until_due(start, due, give_up_ms, r).await?;
         // Everything due within the next 10 ms goes now.
         while sched(next) < duration_ms && sched(next) <= now_ms + 10 {
             let f = &source.frames[next % n];

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use edgerec_rtp::packet::is_rtcp;
 use edgerec_rtp::{Event, RtpSession, SessionStats};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -275,13 +276,16 @@ impl RtpFeed {
     }
 
     /// Feeds a datagram to the session as track `track`'s RTP or RTCP (by its
-    /// port, or by its payload type when RTP and RTCP share the port).
-    pub fn handle_datagram(&mut self, track: usize, d: Datagram, mux: bool, now: Instant) {
-        if d.rtcp_port || (mux && edgerec_rtp::packet::is_rtcp(&d.data)) {
+    /// port, or by its payload type when RTP and RTCP share the port); whether
+    /// it was RTCP.
+    pub fn handle_datagram(&mut self, track: usize, d: Datagram, mux: bool, now: Instant) -> bool {
+        let rtcp = d.rtcp_port || (mux && is_rtcp(&d.data));
+        if rtcp {
             self.session.handle_rtcp(track, &d.data, now);
         } else {
             self.session.handle_rtp(track, d.data, now);
         }
+        rtcp
     }
 
     /// Handles an API command for `p`; `true` when the feed must end (shutdown),

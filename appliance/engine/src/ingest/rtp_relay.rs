@@ -20,7 +20,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use edgerec_media::Codec;
-use edgerec_rtp::packet::is_rtcp;
 use edgerec_rtp::srtp::{CryptoSuite, SrtpKey};
 use edgerec_rtp::{Feedback, RtpSession, SessionOptions, TrackSpec};
 use serde::{Deserialize, Serialize};
@@ -363,12 +362,12 @@ async fn run(
                 let mut next = Some(d);
                 while let Some(d) = next {
                     bytes += d.data.len() as u64;
-                    if d.rtcp_port || (mux && is_rtcp(&d.data)) {
-                        rtcp_from[d.track] = Some(d.from);
+                    let (track, from) = (d.track, d.from);
+                    if feed.handle_datagram(track, d, mux, now) {
+                        rtcp_from[track] = Some(from);
                     } else {
-                        rtp_from[d.track] = Some(d.from);
+                        rtp_from[track] = Some(from);
                     }
-                    feed.handle_datagram(d.track, d, mux, now);
                     next = rx.rx.try_recv().ok();
                 }
                 publication.count_bytes(bytes);
