@@ -997,7 +997,7 @@ def plot(results, path):
 
 def micro_benchmarks(args):
     env = dict(os.environ, EDGEREC_BENCH_SOURCE=args.source)
-    # The packages bench/run built (`-p edgerec -p edgerec-bench --benches`):
+    # The packages bench/run built (`-p edgerec -p edgerec-bench --bins --bench hotpaths`):
     # with another package set cargo unifies features differently and builds the
     # dependencies again (45 s).
     cmd = ["cargo", "bench", "-q", "-p", "edgerec", "-p", "edgerec-bench", "--bench", "hotpaths",
