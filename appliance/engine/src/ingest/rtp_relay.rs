@@ -36,6 +36,9 @@ use crate::{EngineError, Shared};
 const MAX_TRACKS: usize = 8;
 /// How long packets are still taken after every track said BYE.
 const BYE_LINGER: std::time::Duration = std::time::Duration::from_millis(300);
+/// How often a receiving session copies its counters into the registry's view
+/// (a lock all shards share; once per batch was a lock per few datagrams).
+const VIEW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// `POST /v1/rtp-sessions`.
 #[derive(Clone, Debug, Deserialize)]
@@ -344,10 +347,23 @@ async fn run(
     let idle = shared.config.rtp.idle_timeout.0;
     let mut last_data = Instant::now();
     let mut bye_at: Option<Instant> = None;
+    let mut view_at = Instant::now();
+    // Two timers for the session's life, moved when their deadline moves: one
+    // made per round cost a timer-wheel insert and remove per datagram batch.
+    let session_timer = tokio::time::sleep_until(last_data.into());
+    let idle_timer = tokio::time::sleep_until((last_data + idle).into());
+    tokio::pin!(session_timer, idle_timer);
+    let mut armed: Option<Instant> = None;
     let reason: &'static str = loop {
         let deadline = feed.session.poll_timeout();
+        if deadline != armed {
+            if let Some(at) = deadline {
+                session_timer.as_mut().reset(at.into());
+            }
+            armed = deadline;
+        }
         tokio::select! {
-            d = rx.rx.recv() => {
+            d = rx.recv() => {
                 let Some(d) = d else { break "sockets closed" };
                 let now = Instant::now();
                 if rtp_from.iter().chain(&rtcp_from).all(Option::is_none) {
@@ -368,12 +384,15 @@ async fn run(
                     } else {
                         rtp_from[track] = Some(from);
                     }
-                    next = rx.rx.try_recv().ok();
+                    next = rx.try_recv();
                 }
                 publication.count_bytes(bytes);
                 shared.metrics.bytes_received_total.fetch_add(bytes, Relaxed);
             }
-            _ = sleep_until(deadline), if deadline.is_some() => feed.session.handle_timeout(Instant::now()),
+            _ = &mut session_timer, if armed.is_some() => {
+                armed = None;
+                feed.session.handle_timeout(Instant::now());
+            }
             Some(cmd) = next_command(Some(&mut publication)) => {
                 if matches!(cmd, StreamCommand::Shutdown { .. }) {
                     take_queued(&mut feed, &mut rx, mux);
@@ -386,7 +405,12 @@ async fn run(
             }
             _ = stop.changed() => break "api",
             _ = shutdown.changed() => break "shutdown",
-            _ = tokio::time::sleep_until((last_data + idle).into()) => break "idle",
+            _ = &mut idle_timer => {
+                if last_data.elapsed() >= idle {
+                    break "idle";
+                }
+                idle_timer.as_mut().reset((last_data + idle).into());
+            }
             _ = sleep_until(bye_at), if bye_at.is_some() => break "bye",
         }
         feed.drain(&mut publication, &mut byes).await;
@@ -404,11 +428,14 @@ async fn run(
                 rx.send(t.track, &t.data, to).await;
             }
         }
-        let s = feed.session.stats();
-        shared.relays.update(&id, |v| {
-            v.packets_received = s.packets_received;
-            v.packets_lost = s.packets_lost;
-        });
+        if view_at.elapsed() >= VIEW_EVERY {
+            view_at = Instant::now();
+            let s = feed.session.stats();
+            shared.relays.update(&id, |v| {
+                v.packets_received = s.packets_received;
+                v.packets_lost = s.packets_lost;
+            });
+        }
         if bye_at.is_none() && byes.iter().all(|b| *b) {
             bye_at = Some(Instant::now() + BYE_LINGER);
         }

@@ -126,7 +126,7 @@ async fn connection(
                     break "disconnected";
                 }
             },
-            Some(d) = udp.rx.recv() => {
+            Some(d) = udp.recv() => {
                 last_data = Instant::now();
                 if let Some(l) = live.as_mut() {
                     l.handle_datagram(d);
