@@ -8,9 +8,10 @@
 //!
 //! A receive loop takes everything a wake-up finds into one batch, each datagram
 //! received straight into a shared block ([`ARENA`]) and handed on as a slice of
-//! it: a zeroed 2 KiB buffer, a channel message and a wake-up per datagram were a
-//! quarter of the relay's CPU at 200 feeds (malloc and free alone 14%, perf,
-//! 2026-12-07).
+//! it, instead of a zeroed 2 KiB buffer and a channel message per datagram:
+//! malloc and free fell from ~14% to ~4% of the daemon's perf samples at 200
+//! relayed feeds (2026-12-07; the CPU per feed-second moved less than the
+//! machine's spread, see bench/README.md).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
@@ -30,8 +31,7 @@ use crate::{EngineError, Shared};
 /// Warnings per session before they go to debug level.
 const WARN_LIMIT: u64 = 20;
 /// Largest datagram taken whole (RTP senders keep under the path MTU, WebRTC
-/// under 1200 bytes); a longer one is cut here and the depacketizer reports the
-/// damage.
+/// under 1200 bytes); the kernel cuts a longer one to this length.
 const MAX_DATAGRAM: usize = 2048;
 /// The block datagrams are received into. A datagram's bytes stay a slice of it
 /// until the frame they became is written (audio, whole-NAL video) or until the
