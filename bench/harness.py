@@ -1002,7 +1002,7 @@ def micro_benchmarks(args):
     # dependencies again (45 s).
     cmd = ["cargo", "bench", "-q", "-p", "edgerec", "-p", "edgerec-bench", "--bench", "hotpaths",
            "--",
-           "--warm-up-time", "0.5", "--measurement-time", "2"]
+           "--warm-up-time", "0.5", "--measurement-time", "1"]
     log("== micro benchmarks: " + " ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=sys.stderr)
     out = []
@@ -1031,9 +1031,10 @@ def main():
                     help="comma-separated; edgerec[key=value;...] is a variant with those "
                          "settings (e.g. edgerec[storage.o_direct=true]), floor[key=value] one "
                          "with those edgerec-floor flags (e.g. floor-nosync[read_every_ms=1000])")
-    # 8 s per feed: long enough that connection set-up is a small part of a
-    # feed's figures, short enough that a cold `bench/run` stays under 15 min.
-    ap.add_argument("--duration", type=float, default=8.0)
+    # 6 s per feed: long enough that connection set-up is a small part of a
+    # feed's figures (docs/design/benchmark.md has what it moves), short enough
+    # that a cold `bench/run` stays under 15 min with a minute to spare.
+    ap.add_argument("--duration", type=float, default=6.0)
     # Publishers start over 1 s (2000 connections a second at the largest N, which
     # every system here accepts): each run's wall time is ramp + duration.
     ap.add_argument("--ramp", type=float, default=1.0)
