@@ -31,6 +31,11 @@ SYSTEMS = ["edgerec", "nginx-rtmp", "ffmpeg", "gstreamer", "floor", "floor-nosyn
            "edgerec-udp", "edgerec-srt", "edgerec-rtp"]
 API_KEY = "bench-key"
 GIVE_UP_S = 5.0
+# A system losing more than this share of the frames due has fallen over. Not
+# less: GStreamer loses one to three frames per feed at every N (it joins each
+# feed through a relay), 0.2–0.7% of a 6 s feed — a defect the table shows, but
+# at 0.5% it stopped GStreamer at 10 feeds in one run and not in another.
+LOSS_LIMIT = 0.02
 
 
 def log(*a):
@@ -796,6 +801,8 @@ def run_one(system, n, args, bins, scratch):
         "max_lag_ms": lg["max_lag_ms"],
         "loadgen_cpu_s": round(gen_cpu, 3),
         "loadgen_cpu_ms_per_feed_s": round(gen_cpu * 1000 / feed_seconds, 3),
+        "loadgen_user_ms_per_feed_s": round(gen.rusage.ru_utime * 1000 / feed_seconds, 3),
+        "loadgen_sys_ms_per_feed_s": round(gen.rusage.ru_stime * 1000 / feed_seconds, 3),
         "loadgen_rss_bytes": gen.rusage.ru_maxrss * 1024,
         "sut_exit": [p.p.returncode for p in sut.procs][:3],
     }
@@ -810,13 +817,20 @@ def run_one(system, n, args, bins, scratch):
     return res
 
 
+def gen_split(r):
+    """The generator's user / sys ms per feed-second ("–" in results before it was kept)."""
+    if "loadgen_user_ms_per_feed_s" not in r:
+        return "–"
+    return f"{r['loadgen_user_ms_per_feed_s']:.2f} / {r['loadgen_sys_ms_per_feed_s']:.2f}"
+
+
 def fell_over(r):
     if r.get("raw_bytes_short") is not None:
         sent = r["output_bytes_per_feed_s"] * r["feeds"] * r["duration_s"]
-        return (r["feeds_failed"] > 0 or r["raw_bytes_short"] > 0.005 * max(sent, 1)
+        return (r["feeds_failed"] > 0 or r["raw_bytes_short"] > LOSS_LIMIT * max(sent, 1)
                 or r["max_lag_ms"] > GIVE_UP_S * 1000)
     return (r["feeds_failed"] > 0 or r["files_unreadable"] > 0
-            or r["frames_lost"] > 0.005 * r["frames_due"] or r["max_lag_ms"] > GIVE_UP_S * 1000)
+            or r["frames_lost"] > LOSS_LIMIT * r["frames_due"] or r["max_lag_ms"] > GIVE_UP_S * 1000)
 
 
 # ---------------------------------------------------------------- report
@@ -880,7 +894,7 @@ def report(results, micro, args, out_dir, started, phases):
              "wait4), frames lost (every output file counted by ffprobe against the frames due), "
              "and ratios to edgerec at the same N (higher = edgerec better).", "",
              "| system | N | CPU ms / feed-s | user / sys | × edgerec | RSS / feed | × edgerec "
-             "| disk KB / feed-s | frames lost | generator CPU ms / feed-s |",
+             "| disk KB / feed-s | frames lost | generator CPU ms / feed-s (user / sys) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = systems_in_order(results)
     for r in sorted(results, key=lambda r: (r["feeds"], order.index(r["system"]))):
@@ -893,9 +907,9 @@ def report(results, micro, args, out_dir, started, phases):
             f"{ratio(r['rss_per_feed_bytes'], e['rss_per_feed_bytes']) if e else '–'} | "
             f"{r['disk_write_bytes_per_feed_s'] / 1000:.0f} | "
             f"{lost_cell(r)}{' (fell over)' if fell_over(r) else ''} | "
-            f"{r['loadgen_cpu_ms_per_feed_s']:.2f} |")
+            f"{r['loadgen_cpu_ms_per_feed_s']:.2f} ({gen_split(r)}) |")
     stopped = sorted({r["system"] for r in results if fell_over(r)})
-    lines += ["", "A system that loses more than 0.5% of frames, fails a feed or falls more than "
+    lines += ["", f"A system that loses more than {LOSS_LIMIT:.0%} of frames, fails a feed or falls more than "
               f"{GIVE_UP_S:g} s behind is not run at larger N"
               + (f" (stopped: {', '.join(stopped)})." if stopped else "."), ""]
     ed = [r for r in results if r["system"] == "edgerec"]
