@@ -18,6 +18,29 @@ fn ffmpeg_srt(file: &Path, url: &str) -> Child {
     publish_as(file, "mpegts", url)
 }
 
+/// The UDP socket bound to `port` has the receive buffer edgerec asks for every
+/// UDP ingest (4 MiB) as Linux grants it: capped at `net.core.rmem_max`, then
+/// doubled for the kernel's bookkeeping (`ss -m`'s `rb`).
+fn assert_udp_receive_buffer(port: u16) {
+    let out = Command::new("ss")
+        .args(["-u", "-a", "-n", "-m", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (apt install iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rb: u64 = text
+        .split(",rb")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no receive buffer for port {port} in `ss -m`:\n{text}"));
+    let rmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("rmem_max")
+        .trim()
+        .parse()
+        .expect("rmem_max is a number");
+    assert_eq!(rb, 2 * rmem_max.min(4 << 20), "port {port}:\n{text}");
+}
+
 #[test]
 fn ffmpeg_and_srt_live_transmit_call_the_listener() {
     let _g = serial();
@@ -83,6 +106,9 @@ passphrase = "{PASSPHRASE}"
         .collect();
     assert_eq!(names, ["srt/ffmpeg", "srt/locked", "srt/slt"]);
     assert!(streams.iter().all(|s| s["protocol"] == "mpegts-srt"));
+    // One socket takes every caller's datagrams: it must hold a key frame's burst
+    // from all of them (srt-tokio alone asks for 64 KiB).
+    assert_udp_receive_buffer(open);
     let stranger = run_bounded(
         Command::new("ffmpeg")
             .args([

@@ -11,3 +11,9 @@ pub mod srt;
 pub mod ts;
 pub mod ts_http;
 pub mod whip;
+
+/// The receive buffer every UDP ingest socket asks for (TS, RTP, SRT): a key
+/// frame arrives as a burst of hundreds of datagrams, and a shard busy with other
+/// feeds must not let the kernel drop them before it reads. Linux caps the ask at
+/// `net.core.rmem_max`.
+pub(crate) const UDP_RECV_BUFFER: usize = 4 << 20;

@@ -95,8 +95,7 @@ pub(super) fn bind(shared: &Shared, n: usize, mux: bool) -> Result<Vec<Ports>, E
 fn open_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Key frames arrive as bursts of hundreds of packets.
-    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_recv_buffer_size(super::UDP_RECV_BUFFER);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())

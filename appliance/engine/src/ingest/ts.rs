@@ -83,7 +83,7 @@ fn bind_udp(i: &TsInput) -> std::io::Result<std::net::UdpSocket> {
     )?;
     s.set_reuse_address(true)?;
     // Bursts of a few Mbit/s feeds must not overflow between two reads.
-    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_recv_buffer_size(super::UDP_RECV_BUFFER);
     s.set_nonblocking(true)?;
     s.bind(&i.listen.into())?;
     if let Some(group) = i.group {
