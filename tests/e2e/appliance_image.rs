@@ -460,6 +460,9 @@ fn boots_records_updates_survives_power_cut_and_falls_back() {
     assert!(ro.contains("squashfs ro"), "{ro}");
     let data = vm.sh("grep ' /data ' /proc/mounts");
     assert!(data.contains("ext4 rw"), "{data}");
+    // The UDP ingests' 4 MiB receive buffers are granted.
+    let rmem_max = vm.sh("cat /proc/sys/net/core/rmem_max");
+    assert_eq!(rmem_max.trim(), "4194304", "{}", vm.console());
     vm.wait_console("slot A marked good", Duration::from_secs(60));
     vm.wait_console("feeding /dev/watchdog", Duration::from_secs(30));
 
