@@ -52,6 +52,7 @@ pub(super) struct Ports {
 }
 
 pub(super) fn bind(shared: &Shared, n: usize, mux: bool) -> Result<Vec<Ports>, EngineError> {
+    super::warn_if_udp_buffer_capped();
     let c = &shared.config.rtp;
     let (min, max) = (c.port_min & !1, c.port_max);
     let span = u32::from(max.saturating_sub(min)) / 2 + 1;

@@ -51,6 +51,9 @@ pub enum Bound {
 }
 
 pub fn bind(inputs: &[TsInput]) -> std::io::Result<Vec<Bound>> {
+    if inputs.iter().any(|i| i.transport != TsTransport::Tcp) {
+        super::warn_if_udp_buffer_capped();
+    }
     inputs
         .iter()
         .map(|i| {
