@@ -706,10 +706,15 @@ pub fn starts_with_key_frame(file: &Path) -> bool {
 
 /// Decodes every frame of `file`; `Err(stderr)` on a decode error.
 pub fn decode_all(file: &Path) -> Result<(), String> {
+    // `-enc_time_base -1`: each decoded stream keeps the file's time base. By
+    // default ffmpeg gives video 1/(guessed frame rate), and a browser's frames
+    // (irregular under load, every one with its own timestamp) then fall two on
+    // one tick, which the null muxer reports as non-monotonic: seen in CI with a
+    // valid WHIP VP8 recording (2026-12-07), reproduced with jittered VP8.
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-xerror", "-i"])
         .arg(file)
-        .args(["-f", "null", "-"])
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
         .output()
         .expect("ffmpeg");
     if out.status.success() && out.stderr.is_empty() {
