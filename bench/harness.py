@@ -1011,6 +1011,8 @@ def plot(results, path):
 
 def micro_benchmarks(args):
     env = dict(os.environ, EDGEREC_BENCH_SOURCE=args.source)
+    if args.ts_source:
+        env["EDGEREC_BENCH_TS_SOURCE"] = args.ts_source
     # The packages bench/run built (`-p edgerec -p edgerec-bench --bins --bench hotpaths`):
     # with another package set cargo unifies features differently and builds the
     # dependencies again (45 s).

@@ -1,9 +1,12 @@
 //! Micro benchmarks of the ingest and mux hot paths, in bytes per second on one core:
 //! RTMP chunk reassembly, the whole RTMP server session (chunks → commands → FLV →
-//! frames), FLV tag bodies → frames, and frames → fMP4 fragments.
+//! frames), FLV tag bodies → frames, frames → fMP4 fragments, and MPEG-TS datagrams
+//! → frames (the UDP ingest's reordering and demuxing).
 //!
 //! Input: the FLV named by `EDGEREC_BENCH_SOURCE` (bench/run passes its 720p source),
-//! else the 320x240 ffmpeg capture in appliance/rtmp/tests/data, looped to 10 s.
+//! else the 320x240 ffmpeg capture in appliance/rtmp/tests/data, looped to 10 s; the
+//! same frames as MPEG-TS from `EDGEREC_BENCH_TS_SOURCE`, else the ffmpeg capture in
+//! appliance/ts/tests/fixtures.
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -14,6 +17,7 @@ use edgerec_mux::fmp4::{Fmp4Config, Fmp4Muxer};
 use edgerec_rtmp::chunk::{ChunkDecoder, ChunkLimits};
 use edgerec_rtmp::flv::{FlvDemuxer, FlvOutput};
 use edgerec_rtmp::{Event, ServerConfig, ServerSession};
+use edgerec_ts::{Reorder, TsDemuxer};
 
 const SECONDS: u32 = 10;
 
@@ -27,6 +31,17 @@ fn source() -> Source {
     });
     let file = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     Source::parse(Bytes::from(file)).expect("an FLV source")
+}
+
+fn ts_source() -> Bytes {
+    let path = std::env::var("EDGEREC_BENCH_TS_SOURCE").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../appliance/ts/tests/fixtures/ffmpeg_h264_aac_1s.ts"
+        )
+        .into()
+    });
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}")))
 }
 
 /// The source's tags looped to `SECONDS`, with their timestamps.
@@ -180,6 +195,35 @@ fn hot_paths(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    g.finish();
+
+    // The UDP ingest per datagram (7 packets, as ffmpeg and the load generator
+    // send): reordering, then demuxing into frames.
+    let ts = ts_source();
+    let mut g = c.benchmark_group("ts");
+    g.throughput(Throughput::Bytes(ts.len() as u64));
+    g.bench_function("udp_datagrams_to_frames", |b| {
+        b.iter(|| {
+            let mut r = Reorder::new();
+            let mut d = TsDemuxer::new();
+            let mut events = 0usize;
+            for datagram in ts.chunks(7 * 188) {
+                if r.pass_in_order(datagram) {
+                    d.handle_input(datagram);
+                } else {
+                    r.handle_datagram(Bytes::copy_from_slice(datagram));
+                    while let Some(x) = r.poll_datagram() {
+                        d.handle_input(&x);
+                    }
+                }
+                while d.poll_event().is_some() {
+                    events += 1;
+                }
+            }
+            d.handle_end();
+            events + std::iter::from_fn(|| d.poll_event()).count()
+        })
     });
     g.finish();
 }

@@ -38,6 +38,19 @@ impl Reorder {
         self.reordered
     }
 
+    /// The common case without a copy: when nothing is held or waiting and `d`
+    /// continues every PID it carries, its counters are taken and `true` says the
+    /// caller passes `d` on itself, in order. Otherwise `false`: `d` goes to
+    /// [`Reorder::handle_datagram`]. (A copy per datagram into `Bytes` was 5% of
+    /// the UDP ingest's CPU at 200 feeds, 2026-12-07.)
+    pub fn pass_in_order(&mut self, d: &[u8]) -> bool {
+        if !self.held.is_empty() || !self.ready.is_empty() || !self.fits(d) {
+            return false;
+        }
+        self.take_counters(d);
+        true
+    }
+
     pub fn handle_datagram(&mut self, d: Bytes) {
         self.held.push_back(d);
         loop {
@@ -93,12 +106,16 @@ impl Reorder {
     }
 
     fn release(&mut self, d: Bytes) {
-        for (pid, cc) in packets(&d) {
+        self.take_counters(&d);
+        self.ready.push_back(d);
+    }
+
+    fn take_counters(&mut self, d: &[u8]) {
+        for (pid, cc) in packets(d) {
             if let Some(slot) = self.cc.get_mut(usize::from(pid)) {
                 *slot = Some(cc);
             }
         }
-        self.ready.push_back(d);
     }
 }
 
@@ -164,6 +181,33 @@ mod tests {
         assert_eq!(out[0], 14);
         assert_eq!(r.reordered(), 0);
         r.handle_end();
+    }
+
+    /// Feeding through `pass_in_order` first changes nothing in what comes out,
+    /// in which order, or what is counted.
+    #[test]
+    fn passing_in_order_releases_the_same_datagrams() {
+        let ccs = [0u8, 7, 14, 5, 12, 3, 10, 1, 8, 15];
+        // Swaps, a loss and a duplicate among in-order runs.
+        let order = [0usize, 1, 3, 2, 4, 6, 7, 8, 9, 9];
+        let run = |fast: bool| {
+            let mut r = Reorder::new();
+            let mut out = Vec::new();
+            for &k in &order {
+                let d = datagram(0x100, ccs[k]);
+                if fast && r.pass_in_order(&d) {
+                    out.push(d[3] & 0x0f);
+                    continue;
+                }
+                r.handle_datagram(d);
+                out.extend(drain(&mut r));
+            }
+            r.handle_end();
+            out.extend(drain(&mut r));
+            (out, r.reordered())
+        };
+        assert_eq!(run(true), run(false));
+        assert_eq!(run(true).1, 1);
     }
 
     #[test]

@@ -168,6 +168,10 @@ impl Feed {
         self.publication.count_bytes(data.len() as u64);
         match &mut self.reorder {
             Some(r) => {
+                if r.pass_in_order(data) {
+                    self.demux.handle_input(data);
+                    return;
+                }
                 r.handle_datagram(Bytes::copy_from_slice(data));
                 while let Some(d) = r.poll_datagram() {
                     self.demux.handle_input(&d);
