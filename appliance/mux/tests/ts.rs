@@ -5,7 +5,7 @@
 
 use edgerec_media::{Codec, Frame, MediaTime, Timescale, TrackInfo};
 use edgerec_mux::ts::{scan, TsConfig, TsMuxer, PACKET};
-use edgerec_mux::{FileMuxer, WriteBatch};
+use edgerec_mux::{FileMuxer, TrackEnd, WriteBatch};
 use edgerec_ts::{Event, TsDemuxer};
 
 mod common;
@@ -80,6 +80,21 @@ fn ffmpeg_frames_round_trip_through_the_ts_demuxer() {
     }
 }
 
+/// The presentation span of demuxed frames, reckoned as the muxer does.
+fn span_ms(tracks: &[TrackInfo], frames: &[Frame]) -> i64 {
+    let ends: Vec<TrackEnd> = tracks
+        .iter()
+        .map(|t| {
+            let mut end = TrackEnd::default();
+            for f in frames.iter().filter(|f| f.track == t.id) {
+                end.observe(f.pts.rescale(Timescale::MILLIS).ticks());
+            }
+            end
+        })
+        .collect();
+    TrackEnd::span_ms(ends.iter())
+}
+
 #[test]
 fn recovery_at_every_cut_point_keeps_whole_fragments() {
     let (tracks, frames) = fixture();
@@ -90,12 +105,15 @@ fn recovery_at_every_cut_point_keeps_whole_fragments() {
     let mut file = Vec::new();
     let mut ends = Vec::new();
     let mut counted = Vec::new();
+    let mut spans = Vec::new();
     for f in &frames {
         m.push(f.clone());
         while let Some(b) = m.poll_write() {
             apply(&mut file, &b);
             ends.push(file.len());
-            counted.push(demux(&file).1.len() as u64);
+            let (got_tracks, got) = demux(&file);
+            counted.push(got.len() as u64);
+            spans.push(span_ms(&got_tracks, &got));
         }
     }
     assert!(ends.len() >= 4);
@@ -107,6 +125,9 @@ fn recovery_at_every_cut_point_keeps_whole_fragments() {
                 assert_eq!(rec.valid_len as usize, ends[i], "cut at {cut}");
                 let t = rec.totals;
                 assert_eq!(t.video_frames + t.audio_frames, counted[i]);
+                // The duration of what the file holds up to the mark, as
+                // finalize would reckon it from those frames.
+                assert_eq!(t.duration_ms, spans[i], "cut at {cut}");
                 assert!(t.duration_ms > 0);
             }
         }

@@ -157,11 +157,14 @@ impl TsMuxer {
         let pts = MediaTime::new(dts + i64::from(cts), ts);
         let pts90 = pts.rescale(Timescale::HZ_90K).ticks().max(0);
         let pts_ms = pts.rescale(Timescale::MILLIS).ticks().max(0);
-        t.end.observe(pts_ms);
 
         if self.fragment.cut_due(now, candidate, video_key) {
             self.flush_fragment();
         }
+        // After the cut: the mark's totals end with the fragment they close,
+        // not with this frame, the next fragment's first (which put a recovered
+        // file's listed duration up to 80 ms past what it holds).
+        self.tracks[ti].end.observe(pts_ms);
         self.fragment.begin(now);
         if self.buf.is_empty() {
             self.write_tables();
