@@ -21,27 +21,27 @@ use edgerec_ts::{Reorder, TsDemuxer};
 
 const SECONDS: u32 = 10;
 
+/// The file named by the environment variable `var`, else the repository file
+/// `default` (relative to this package).
+fn input(var: &str, default: &str) -> Bytes {
+    let path =
+        std::env::var(var).unwrap_or_else(|_| format!("{}/{default}", env!("CARGO_MANIFEST_DIR")));
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}")))
+}
+
 fn source() -> Source {
-    let path = std::env::var("EDGEREC_BENCH_SOURCE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../appliance/rtmp/tests/data/x264_aac_320x240_1s.flv"
-        )
-        .into()
-    });
-    let file = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    Source::parse(Bytes::from(file)).expect("an FLV source")
+    let file = input(
+        "EDGEREC_BENCH_SOURCE",
+        "../appliance/rtmp/tests/data/x264_aac_320x240_1s.flv",
+    );
+    Source::parse(file).expect("an FLV source")
 }
 
 fn ts_source() -> Bytes {
-    let path = std::env::var("EDGEREC_BENCH_TS_SOURCE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../appliance/ts/tests/fixtures/ffmpeg_h264_aac_1s.ts"
-        )
-        .into()
-    });
-    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}")))
+    input(
+        "EDGEREC_BENCH_TS_SOURCE",
+        "../appliance/ts/tests/fixtures/ffmpeg_h264_aac_1s.ts",
+    )
 }
 
 /// The source's tags looped to `SECONDS`, with their timestamps.
