@@ -873,7 +873,7 @@ def run_time_line(results, phases):
     runs = sum(r["wall_s"] for r in results)
     checks = sum(r.get("check_s", 0) for r in results)
     total = sum(phases.values())
-    parts = [f"setup {phases['setup']:.0f} s (apt, build, source, Wasm calls)",
+    parts = [f"setup {phases['setup']:.0f} s (apt, build, source)",
              f"{len(results)} load runs {runs:.0f} s", f"output checks {checks:.0f} s"]
     if phases.get("micro"):
         parts.append(f"micro benchmarks {phases['micro']:.0f} s")
@@ -887,7 +887,7 @@ def report(results, micro, args, out_dir, started, phases):
     lines = [f"# edgerec bench — {started:%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {machine_line()}. Load: edgerec-loadgen, {args.duration:g} s per feed of "
              f"{args.source_desc}, publishers started over {args.ramp:g} s. "
-             f"Build: {args.profile}.", "", run_time_line(results, phases), "",
+             f"Build: {args.build_desc or args.profile}.", "", run_time_line(results, phases), "",
              "Per system and number of feeds N: CPU-seconds per feed-second (user+sys of every "
              "process of the system, from wait4), peak resident memory per feed (sum of the "
              "processes' peaks / N), bytes written to disk per feed-second (block writes, from "
@@ -1013,11 +1013,12 @@ def micro_benchmarks(args):
     env = dict(os.environ, EDGEREC_BENCH_SOURCE=args.source)
     if args.ts_source:
         env["EDGEREC_BENCH_TS_SOURCE"] = args.ts_source
-    # The packages bench/run built (`-p edgerec -p edgerec-bench --bins --bench hotpaths`):
+    # The packages and features bench/run built (`-p edgerec -p edgerec-bench
+    # --no-default-features --bins --bench hotpaths`):
     # with another package set cargo unifies features differently and builds the
     # dependencies again (45 s).
-    cmd = ["cargo", "bench", "-q", "-p", "edgerec", "-p", "edgerec-bench", "--bench", "hotpaths",
-           "--",
+    cmd = ["cargo", "bench", "-q", "-p", "edgerec", "-p", "edgerec-bench", "--no-default-features",
+           "--bench", "hotpaths", "--",
            "--warm-up-time", "0.5", "--measurement-time", "1"]
     log("== micro benchmarks: " + " ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=sys.stderr)
@@ -1040,6 +1041,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bins", required=True, help="directory with edgerec and edgerec-loadgen")
     ap.add_argument("--profile", default="release")
+    ap.add_argument("--build-desc", default="", help="what the results call the build (--profile's name if empty)")
     ap.add_argument("--source", required=True)
     ap.add_argument("--source-desc", default="the source")
     ap.add_argument("--feeds", default="10,50,100,200,500")

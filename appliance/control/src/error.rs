@@ -61,6 +61,7 @@ impl From<EngineError> for ApiError {
             EngineError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             EngineError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            EngineError::NotBuilt(_) => (StatusCode::NOT_IMPLEMENTED, "not_built"),
             EngineError::Refused(x) => {
                 // The typed extension error's kind leads the message.
                 return ApiError::new(

@@ -68,6 +68,9 @@ pub enum EngineError {
     /// outside its world, failed its self-test).
     #[error("{0}")]
     Refused(edgerec_ext::ExtError),
+    /// A capability compiled out of this build (a cargo feature off).
+    #[error("{0}")]
+    NotBuilt(&'static str),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error("{0}")]

@@ -7,6 +7,7 @@
 //! use is memory-mapped, and overwriting it in place would crash the process.
 //! A file that fails to load is a miss, never an error.
 
+#[cfg(feature = "compiler")]
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,36 @@ pub enum Origin {
     Cached,
 }
 
+/// Compiles `wasm` for `engine` (Cranelift, the `compiler` feature).
+#[cfg(feature = "compiler")]
+pub fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+    Component::new(engine, wasm)
+}
+
+/// A build without the `compiler` feature can only deserialize what its cache
+/// holds; anything else is refused with this reason.
+#[cfg(not(feature = "compiler"))]
+pub fn compile(_engine: &Engine, _wasm: &[u8]) -> wasmtime::Result<Component> {
+    Err(wasmtime::format_err!(
+        "this edgerec was built without the Wasm compiler (cargo feature `wasm-compiler`), \
+         so it cannot compile extensions"
+    ))
+}
+
+#[cfg(feature = "compiler")]
+fn engine_key(engine: &Engine) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Without a compiler wasmtime has no compatibility hash to give: such a build
+/// finds no artifact, and says why it cannot compile one.
+#[cfg(not(feature = "compiler"))]
+fn engine_key(_engine: &Engine) -> String {
+    "no-compiler".into()
+}
+
 pub fn content_hash(wasm: &[u8]) -> String {
     hex::encode(Sha256::digest(wasm))
 }
@@ -33,11 +64,9 @@ pub fn content_hash(wasm: &[u8]) -> String {
 impl ArtifactCache {
     pub fn new(engine: &Engine, dir: PathBuf) -> std::io::Result<ArtifactCache> {
         std::fs::create_dir_all(&dir)?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
         Ok(ArtifactCache {
             dir,
-            engine_key: format!("{:016x}", h.finish()),
+            engine_key: engine_key(engine),
         })
     }
 
@@ -66,7 +95,7 @@ impl ArtifactCache {
                 }
             }
         }
-        let component = Component::new(engine, wasm)?;
+        let component = compile(engine, wasm)?;
         if let Err(e) = self.store(&path, &component.serialize()?) {
             tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled extension");
         }

@@ -14,7 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{self, edgerec::ext};
-use crate::cache::{content_hash, ArtifactCache, Origin};
+use crate::cache::{compile, content_hash, ArtifactCache, Origin};
 use crate::error::ExtError;
 use crate::extension::{Extension, ExtensionSpec};
 use crate::http::HttpPolicy;
@@ -280,8 +280,7 @@ impl Host {
         let started = std::time::Instant::now();
         let (component, origin) = match &self.cache {
             Some(c) => c.load(&self.engine, wasm, &hash),
-            None => wasmtime::component::Component::new(&self.engine, wasm)
-                .map(|c| (c, Origin::Compiled)),
+            None => compile(&self.engine, wasm).map(|c| (c, Origin::Compiled)),
         }
         .map_err(|e| ExtError::refused(format!("not a loadable component: {e:#}")))?;
         let ty = component.component_type();

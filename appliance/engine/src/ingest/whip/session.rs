@@ -1,26 +1,14 @@
-//! WebRTC ingest by WHIP (RFC 9725): a browser or encoder POSTs an SDP offer
-//! for a stream, gets an answer and a session URL, sends media over ICE-lite +
-//! DTLS-SRTP, and DELETEs the session to end it.
+//! A WHIP session on str0m (the `whip` feature): the offer answered, ICE-lite
+//! and DTLS-SRTP driven from the shard, str0m's frames put on one clock.
 //!
-//! The WebRTC stack is str0m: sans-IO like the rest of our protocol code (we
-//! drive its sockets and clock from the shard), ICE-lite as a server should be,
-//! and a pure-Rust crypto backend (no C toolchain in the appliance image).
-//! webrtc-rs was the alternative; its async design owns sockets and tasks.
-//!
-//! What is recorded: H.264, VP8, VP9, AV1 and Opus (the answer offers only
-//! those, so a browser picks among them; a VP9 `vpcC` and VP8/VP9 picture sizes
-//! are read from the first key frame, an AV1 `av1C` from the sequence header
-//! every AV1 key frame carries; `container = "auto"` puts VP8 in WebM, since
-//! MP4 has no VP8 binding). str0m hands over whole frames (H.264 in Annex B) with extended
-//! RTP times; tracks are put on one clock by arrival time of their first frame
-//! (browsers send audio and video within a few ms of capture). WebRTC encoders
-//! do not reorder frames, so decode time = presentation time. A key frame is
-//! asked for (PLI) when video starts on a delta frame or after loss.
+//! str0m is sans-IO like the rest of our protocol code (we drive its sockets
+//! and clock from the shard), ICE-lite as a server should be, with a pure-Rust
+//! crypto backend. webrtc-rs was the alternative; its async design owns
+//! sockets and tasks.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Once};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -30,7 +18,6 @@ use edgerec_media::{
 };
 use edgerec_rtp::depacketize::h264::H264;
 use edgerec_rtp::depacketize::{opus, Depacketizer, Description};
-use serde::Serialize;
 use str0m::change::SdpOffer;
 use str0m::format::{Codec as WebrtcCodec, CodecExtra};
 use str0m::media::{KeyframeRequestKind, MediaData, Mid};
@@ -40,49 +27,14 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn, Instrument};
 use ulid::Ulid;
 
-use super::publication::{next_command, Origin, Publication};
-use super::rtp_feed::{bind, sleep_until};
+use super::{Entry, WhipAnswer, WhipView};
 use crate::config::check_stream_name;
+use crate::ingest::publication::{next_command, Origin, Publication};
+use crate::ingest::rtp_feed::{bind, sleep_until};
 use crate::{EngineError, Shared};
 
 /// The recorder's key frame requests go out at most this often.
 const PLI_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// What the API shows about a WHIP session.
-#[derive(Clone, Debug, Serialize)]
-pub struct WhipView {
-    pub id: String,
-    pub stream: String,
-    pub remote: String,
-    /// `connecting`, `connected`.
-    pub state: &'static str,
-}
-
-struct Entry {
-    view: WhipView,
-    stop: watch::Sender<bool>,
-}
-
-#[derive(Default)]
-pub struct WhipTable(Mutex<HashMap<String, Entry>>);
-
-impl WhipTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn all(&self) -> Vec<WhipView> {
-        let mut v: Vec<WhipView> = self.lock().values().map(|e| e.view.clone()).collect();
-        v.sort_by(|a, b| a.id.cmp(&b.id));
-        v
-    }
-}
-
-/// The answer to a WHIP offer.
-pub struct WhipAnswer {
-    pub id: String,
-    pub sdp: String,
-}
 
 static CRYPTO: Once = Once::new();
 
@@ -104,9 +56,8 @@ fn candidate_ip(configured: IpAddr, peer: IpAddr) -> IpAddr {
         .unwrap_or(peer)
 }
 
-/// Accepts an offer for `stream` from `peer`: binds a port, answers, and starts
-/// the session on a shard (the name is claimed before the answer goes out).
-pub async fn offer(
+/// [`super::offer`] with str0m.
+pub(super) async fn offer(
     shared: &Arc<Shared>,
     stream: String,
     offer: &str,
@@ -177,24 +128,6 @@ pub async fn offer(
         id,
         sdp: answer.to_sdp_string(),
     })
-}
-
-/// Ends a WHIP session (its recording is finalized).
-pub async fn delete(shared: &Shared, id: &str) -> Result<(), EngineError> {
-    let stop = shared
-        .whip
-        .lock()
-        .get(id)
-        .map(|e| e.stop.clone())
-        .ok_or_else(|| EngineError::NotFound(format!("WHIP session {id} not found")))?;
-    let _ = stop.send(true);
-    for _ in 0..100 {
-        if !shared.whip.lock().contains_key(id) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    Ok(())
 }
 
 /// str0m's frames to ours: track ids per mid, descriptions, one clock.
