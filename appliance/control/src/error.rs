@@ -100,3 +100,18 @@ impl From<PathRejection> for ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_path", r.body_text())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capability_compiled_out_is_not_implemented_and_says_which() {
+        let e = ApiError::from(EngineError::NotBuilt(
+            "WHIP is not in this build of edgerec (cargo feature `whip`)",
+        ));
+        assert_eq!(e.status, StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(e.code, "not_built");
+        assert!(e.message.contains("`whip`"), "{}", e.message);
+    }
+}

@@ -110,3 +110,31 @@ impl ArtifactCache {
         })
     }
 }
+
+/// Runs in the build without Cranelift only (`tests/run`:
+/// `cargo test -p edgerec-ext --no-default-features --lib`).
+#[cfg(all(test, not(feature = "compiler")))]
+mod without_compiler {
+    use crate::{ExtensionSpec, Host, HostOptions, World};
+
+    #[test]
+    fn a_component_is_refused_with_the_missing_feature_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(HostOptions {
+            cache_dir: Some(dir.path().to_owned()),
+            ..HostOptions::default()
+        })
+        .unwrap();
+        // A component's preamble: magic, version 0x0d, layer 1.
+        let wasm = b"\0asm\x0d\0\x01\0";
+        let err = host
+            .load(ExtensionSpec::new("names", World::Naming), wasm)
+            .err()
+            .expect("loaded without a compiler");
+        assert_eq!(err.kind(), "refused");
+        assert!(
+            err.to_string().contains("cargo feature `wasm-compiler`"),
+            "{err}"
+        );
+    }
+}
