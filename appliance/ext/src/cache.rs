@@ -33,8 +33,8 @@ pub fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
     Component::new(engine, wasm)
 }
 
-/// A build without the `compiler` feature can only deserialize what its cache
-/// holds; anything else is refused with this reason.
+/// A build without the `compiler` feature compiles nothing, and its cache key
+/// (`engine_key`) matches no artifact: every load is refused with this reason.
 #[cfg(not(feature = "compiler"))]
 pub fn compile(_engine: &Engine, _wasm: &[u8]) -> wasmtime::Result<Component> {
     Err(wasmtime::format_err!(
